@@ -1,0 +1,498 @@
+/* gobin.c - open a Go ELF executable once: check it is amd64 Go of a supported
+ * version, read its build info and build id, and load the rest of the binary
+ * model (pclntab, DWARF, runtime offsets). Also: reading the file image by
+ * virtual address (relocation-aware for PIE) and a process's load bias.
+ */
+#include "gobin.h"
+
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "dwarf.h"
+#include "err.h"
+#include "pclntab.h"
+
+struct gobin_reloc {
+	uint64_t offset;
+	uint64_t value;
+};
+
+static const char buildinfo_magic[] = "\xff Go buildinf:";
+
+static Elf *elf_of(const struct gobin *bin)
+{
+	return (Elf *)bin->elf;
+}
+
+const uint8_t *gobin_section(const struct gobin *bin, const char *name, uint64_t *addr, size_t *len)
+{
+	Elf *elf = elf_of(bin);
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return NULL;
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		const char *n;
+
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		n = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (!n || strcmp(n, name) != 0)
+			continue;
+		if (sh.sh_type == SHT_NOBITS || sh.sh_offset > bin->size || sh.sh_size > bin->size - sh.sh_offset)
+			return NULL;
+		if (addr)
+			*addr = sh.sh_addr;
+		if (len)
+			*len = sh.sh_size;
+		return bin->map + sh.sh_offset;
+	}
+	return NULL;
+}
+
+int gobin_read(const struct gobin *bin, uint64_t addr, void *dst, size_t n)
+{
+	Elf *elf = elf_of(bin);
+	size_t nph;
+
+	if (elf_getphdrnum(elf, &nph) != 0)
+		return err_set(GLIMPSE_ECORRUPT, "%s: no program headers", bin->path);
+	for (size_t i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+		uint64_t off, infile;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		if (addr < ph.p_vaddr || addr - ph.p_vaddr >= ph.p_memsz || n > ph.p_memsz - (addr - ph.p_vaddr))
+			continue;
+		off = addr - ph.p_vaddr;
+		infile = 0;
+		if (off < ph.p_filesz)
+			infile = ph.p_filesz - off < n ? ph.p_filesz - off : n;
+		if (ph.p_offset + off + infile > bin->size)
+			return err_set(GLIMPSE_ECORRUPT, "%s: segment beyond end of file", bin->path);
+		memcpy(dst, bin->map + ph.p_offset + off, infile);
+		memset((uint8_t *)dst + infile, 0, n - infile);
+		return 0;
+	}
+	return err_set(EFAULT, "%s: address 0x%llx (+%zu) is not in any loaded segment", bin->path,
+		       (unsigned long long)addr, n);
+}
+
+int gobin_read_ptr(const struct gobin *bin, uint64_t addr, uint64_t *val)
+{
+	size_t lo = 0, hi = bin->nrelocs;
+	int rc = gobin_read(bin, addr, val, sizeof(*val));
+
+	if (rc)
+		return rc;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (bin->relocs[mid].offset == addr) {
+			*val = bin->relocs[mid].value;
+			return 0;
+		}
+		if (bin->relocs[mid].offset < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+uint64_t gobin_symbol(const struct gobin *bin, const char *name, uint64_t *size)
+{
+	Elf *elf = elf_of(bin);
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *data;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB || !sh.sh_entsize)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *n;
+
+			if (!gelf_getsym(data, (int)i, &sym))
+				continue;
+			n = elf_strptr(elf, sh.sh_link, sym.st_name);
+			if (n && strcmp(n, name) == 0) {
+				if (size)
+					*size = sym.st_size;
+				return sym.st_value;
+			}
+		}
+	}
+	return 0;
+}
+
+static int cmp_reloc(const void *a, const void *b)
+{
+	const struct gobin_reloc *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Collects the dynamic relocations that store an absolute address, so PIE
+ * binaries can be read as if loaded at their link-time addresses. */
+static int load_relocs(struct gobin *bin)
+{
+	Elf *elf = elf_of(bin);
+	Elf_Scn *scn = NULL;
+	struct buf out = { 0 };
+
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *data, *symdata = NULL;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || !sh.sh_entsize)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		if (sh.sh_link) {
+			Elf_Scn *sym = elf_getscn(elf, sh.sh_link);
+
+			symdata = sym ? elf_getdata(sym, NULL) : NULL;
+		}
+		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Rela r;
+			struct gobin_reloc rel;
+
+			if (!gelf_getrela(data, (int)i, &r))
+				continue;
+			rel.offset = r.r_offset;
+			if (GELF_R_TYPE(r.r_info) == R_X86_64_RELATIVE) {
+				rel.value = (uint64_t)r.r_addend;
+			} else if (GELF_R_TYPE(r.r_info) == R_X86_64_64 && symdata) {
+				GElf_Sym s;
+
+				if (!gelf_getsym(symdata, (int)GELF_R_SYM(r.r_info), &s) || s.st_shndx == SHN_UNDEF)
+					continue;
+				rel.value = s.st_value + (uint64_t)r.r_addend;
+			} else {
+				continue;
+			}
+			buf_add(&out, &rel, sizeof(rel));
+		}
+	}
+	bin->nrelocs = out.len / sizeof(struct gobin_reloc);
+	bin->relocs = (struct gobin_reloc *)buf_detach(&out);
+	qsort(bin->relocs, bin->nrelocs, sizeof(*bin->relocs), cmp_reloc);
+	return 0;
+}
+
+static void read_notes(struct gobin *bin)
+{
+	static const struct { const char *section; const char *owner; uint32_t type; } want[] = {
+		{ ".note.go.buildid", "Go", 4 },
+		{ ".note.gnu.build-id", "GNU", NT_GNU_BUILD_ID },
+	};
+
+	for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+		size_t len, off = 0;
+		const uint8_t *p = gobin_section(bin, want[w].section, NULL, &len);
+
+		while (p && off + 12 <= len) {
+			uint32_t namesz, descsz, type;
+			size_t name_at = off + 12, desc_at;
+
+			memcpy(&namesz, p + off, 4);
+			memcpy(&descsz, p + off + 4, 4);
+			memcpy(&type, p + off + 8, 4);
+			desc_at = name_at + ((namesz + 3) & ~3u);
+			if (desc_at > len || descsz > len - desc_at)
+				break;
+			if (type == want[w].type && namesz == strlen(want[w].owner) + 1 &&
+			    memcmp(p + name_at, want[w].owner, namesz) == 0) {
+				if (w == 0) {
+					size_t n = descsz < sizeof(bin->build_id) - 1 ? descsz : sizeof(bin->build_id) - 1;
+
+					memcpy(bin->build_id, p + desc_at, n);
+					bin->build_id[n] = '\0';
+				} else {
+					for (uint32_t i = 0; i < descsz && 2 * i + 2 < sizeof(bin->gnu_build_id); i++)
+						sprintf(bin->gnu_build_id + 2 * i, "%02x", p[desc_at + i]);
+				}
+				break;
+			}
+			off = desc_at + ((descsz + 3) & ~3u);
+		}
+	}
+	if (!bin->build_id[0])
+		snprintf(bin->build_id, sizeof(bin->build_id), "%s", bin->gnu_build_id);
+}
+
+static uint64_t uvarint(const uint8_t **p, const uint8_t *end)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0; *p < end && shift < 64; shift += 7) {
+		uint8_t b = *(*p)++;
+
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return v;
+	}
+	*p = end + 1; /* mark failure */
+	return 0;
+}
+
+/* Finds the Go build info blob: the .go.buildinfo section, or the magic anywhere
+ * in a writable segment (binaries whose section headers were removed). */
+static const uint8_t *find_buildinfo(const struct gobin *bin, size_t *len)
+{
+	const uint8_t *p = gobin_section(bin, ".go.buildinfo", NULL, len);
+
+	if (p && *len >= 32 && memcmp(p, buildinfo_magic, 14) == 0)
+		return p;
+	for (size_t off = 0; off + 32 <= bin->size; off += 16) {
+		if (memcmp(bin->map + off, buildinfo_magic, 14) == 0) {
+			*len = bin->size - off;
+			return bin->map + off;
+		}
+	}
+	return NULL;
+}
+
+/* Reads the Go version from the build info ("go1.21.13") and sets go_minor. */
+static int read_version(struct gobin *bin)
+{
+	size_t len;
+	const uint8_t *p = find_buildinfo(bin, &len), *q, *end;
+	uint64_t n;
+	int major, minor;
+
+	if (!p)
+		return err_set(GLIMPSE_ENOTGO, "%s: not a Go binary (no Go build info)", bin->path);
+	if (!(p[15] & 2))
+		return err_set(GLIMPSE_EUNSUP,
+			       "%s: unsupported Go version: built by Go older than 1.18 (supported: go1.18 to go1.26)",
+			       bin->path);
+	if (p[14] != 8 || (p[15] & 1))
+		return err_set(GLIMPSE_EUNSUP, "%s: not a 64-bit little-endian Go binary", bin->path);
+	q = p + 32;
+	end = p + len;
+	n = uvarint(&q, end);
+	if (q > end || n > (uint64_t)(end - q) || n >= sizeof(bin->go_version))
+		return err_set(GLIMPSE_ECORRUPT, "%s: malformed Go build info", bin->path);
+	memcpy(bin->go_version, q, n);
+	bin->go_version[n] = '\0';
+	q += n;
+	n = uvarint(&q, end);
+	if (q <= end && n <= (uint64_t)(end - q)) {
+		bin->buildinfo_mod = q;
+		bin->buildinfo_mod_len = n;
+	}
+	if (sscanf(bin->go_version, "go%d.%d", &major, &minor) != 2 || major != 1)
+		return err_set(GLIMPSE_EUNSUP, "%s: unsupported Go version '%s' (supported: go1.18 to go1.26)",
+			       bin->path, bin->go_version);
+	if (minor < 18 || minor > 26)
+		return err_set(GLIMPSE_EUNSUP, "%s: unsupported Go version %s (supported: go1.18 to go1.26)",
+			       bin->path, bin->go_version);
+	bin->go_minor = minor;
+	return 0;
+}
+
+static int map_file(struct gobin *bin)
+{
+	struct stat st;
+	int fd = open(bin->path, O_RDONLY | O_CLOEXEC);
+	void *m;
+
+	if (fd < 0)
+		return err_set(errno, "cannot open %s: %s", bin->path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(EINVAL, "%s: not a regular file", bin->path);
+	}
+	if (st.st_size < 64) {
+		close(fd);
+		return err_set(GLIMPSE_ENOTGO, "%s: not a Go binary (not an ELF file)", bin->path);
+	}
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return err_set(errno, "cannot map %s: %s", bin->path, strerror(errno));
+	bin->map = m;
+	bin->size = (size_t)st.st_size;
+	return 0;
+}
+
+static int check_elf(struct gobin *bin)
+{
+	GElf_Ehdr eh;
+	Elf *elf;
+
+	if (memcmp(bin->map, ELFMAG, SELFMAG) != 0)
+		return err_set(GLIMPSE_ENOTGO, "%s: not a Go binary (not an ELF file)", bin->path);
+	elf_version(EV_CURRENT);
+	elf = elf_memory((char *)bin->map, bin->size);
+	if (!elf || !gelf_getehdr(elf, &eh)) {
+		if (elf)
+			elf_end(elf);
+		return err_set(GLIMPSE_ECORRUPT, "%s: malformed ELF file: %s", bin->path, elf_errmsg(-1));
+	}
+	bin->elf = elf;
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64)
+		return err_set(GLIMPSE_EUNSUP, "%s: not an x86-64 binary (glimpse supports linux/amd64)", bin->path);
+	if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)
+		return err_set(GLIMPSE_ENOTGO, "%s: not an executable", bin->path);
+	bin->pie = eh.e_type == ET_DYN;
+	bin->has_symtab = false;
+	{
+		Elf_Scn *scn = NULL;
+		GElf_Shdr sh;
+
+		while ((scn = elf_nextscn(elf, scn)) != NULL)
+			if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB)
+				bin->has_symtab = true;
+	}
+	return 0;
+}
+
+/* Opens file `path` but names it `name` in the model and in messages. */
+static int open_as(const char *path, const char *name, struct gobin **out)
+{
+	struct gobin *bin = xcalloc(1, sizeof(*bin));
+	int rc;
+
+	*out = NULL;
+	err_clear();
+	bin->path = xstrdup(path);
+	rc = map_file(bin);
+	free(bin->path);
+	bin->path = xstrdup(name);
+	if (!rc)
+		rc = check_elf(bin);
+	if (!rc)
+		rc = read_version(bin);
+	if (rc)
+		goto fail;
+	read_notes(bin);
+	if (bin->pie)
+		load_relocs(bin);
+	rc = pcln_open(bin, &bin->pcln);
+	if (rc)
+		goto fail;
+	rc = dwarf_load(bin, &bin->dwarf);
+	if (rc < 0) {
+		/* Broken DWARF is not fatal: carry on as if stripped, but say so. */
+		fprintf(stderr, "glimpse: warning: %s: ignoring unreadable DWARF: %s\n", name, err_msg(rc));
+		bin->dwarf = NULL;
+		err_clear();
+	}
+	bin->stripped = bin->dwarf == NULL;
+	rc = goruntime_load(bin);
+	if (rc)
+		goto fail;
+	*out = bin;
+	return 0;
+fail:
+	gobin_close(bin);
+	return rc;
+}
+
+int gobin_open(const char *path, struct gobin **out)
+{
+	return open_as(path, path, out);
+}
+
+int gobin_open_pid(pid_t pid, struct gobin **out)
+{
+	char link[64], exe[4096];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	n = readlink(link, exe, sizeof(exe) - 1);
+	if (n < 0) {
+		if (errno == ENOENT || errno == ESRCH)
+			return err_set(ESRCH, "no process with pid %d", (int)pid);
+		return err_set(errno, "cannot read %s: %s", link, strerror(errno));
+	}
+	exe[n] = '\0';
+	/* Open through /proc so a deleted or replaced executable still works. */
+	return open_as(link, exe, out);
+}
+
+int gobin_bias(const struct gobin *bin, pid_t pid, uint64_t *bias)
+{
+	char path[64], line[4096];
+	struct stat exe;
+	FILE *f;
+	uint64_t base = 0, first_vaddr = UINT64_MAX, first_off = 0;
+	Elf *elf = elf_of(bin);
+	size_t nph;
+	bool found = false;
+
+	*bias = 0;
+	if (!bin->pie)
+		return 0;
+	if (elf_getphdrnum(elf, &nph) != 0)
+		return err_set(GLIMPSE_ECORRUPT, "%s: no program headers", bin->path);
+	for (size_t i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD && ph.p_vaddr < first_vaddr) {
+			first_vaddr = ph.p_vaddr;
+			first_off = ph.p_offset;
+		}
+	}
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &exe) != 0)
+		return err_set(ESRCH, "no process with pid %d", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return err_set(ESRCH, "no process with pid %d", (int)pid);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long lo, hi, off, inode;
+		unsigned int maj, min;
+
+		if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &min, &inode) != 6)
+			continue;
+		if (inode != exe.st_ino || off != (first_off & ~0xfffULL))
+			continue;
+		base = lo;
+		found = true;
+		break;
+	}
+	fclose(f);
+	if (!found)
+		return err_set(ENOENT, "pid %d: executable mapping not found in /proc/%d/maps", (int)pid, (int)pid);
+	*bias = base - (first_vaddr & ~0xfffULL);
+	return 0;
+}
+
+void gobin_close(struct gobin *bin)
+{
+	if (!bin)
+		return;
+	if (bin->dwarf)
+		dwarf_free(bin->dwarf);
+	if (bin->pcln)
+		pcln_close(bin->pcln);
+	if (bin->elf)
+		elf_end(elf_of(bin));
+	if (bin->map)
+		munmap((void *)bin->map, bin->size);
+	free(bin->relocs);
+	free(bin->path);
+	free(bin);
+}

@@ -1,0 +1,72 @@
+/* gobin.h - the binary model: one opened Go ELF executable and everything known
+ * about it (version, build id, functions, line tables, DWARF, runtime offsets).
+ *
+ * Snapshot, trace and replay all use this one model. It only reads the file; how
+ * a live process's memory is read is someone else's business (snapshot.c, trace.c).
+ * All addresses in the model are link-time addresses; add gobin_bias() of a
+ * process to get run-time addresses (non-zero only for PIE).
+ */
+#ifndef GLIMPSE_GOBIN_H
+#define GLIMPSE_GOBIN_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "goruntime.h"
+
+struct pcln;
+struct dwarf;
+
+struct gobin {
+	char *path;
+	const uint8_t *map;	/* the whole file, mapped read-only */
+	size_t size;
+	void *elf;		/* Elf *, libelf handle on map */
+	char go_version[32];	/* as `go version` prints it: "go1.19.8" */
+	int go_minor;		/* 19 for go1.19.8 */
+	char build_id[160];	/* Go build id (.note.go.buildid), else GNU build id in hex, else "" */
+	char gnu_build_id[84];	/* hex, or "" */
+	bool pie;		/* ET_DYN: loaded at a random base */
+	bool stripped;		/* no usable DWARF */
+	bool has_symtab;	/* .symtab present */
+	uint64_t text_start;	/* start of Go text (runtime.firstmoduledata.text) */
+	uint64_t text_end;
+	struct pcln *pcln;	/* never NULL once opened */
+	struct dwarf *dwarf;	/* NULL when stripped */
+	struct go_offsets offsets;	/* runtime struct offsets; see goruntime.h */
+
+	/* private to gobin.c */
+	struct gobin_reloc *relocs;	/* R_X86_64_RELATIVE/64 targets, sorted by offset */
+	size_t nrelocs;
+	const uint8_t *buildinfo_mod;	/* module info text after the version, or NULL */
+	size_t buildinfo_mod_len;
+};
+
+/* Opens path, checks it is an amd64 Go executable of a supported version, and
+ * loads the pclntab, DWARF (if present) and runtime offsets. Returns 0 and sets
+ * *out (free with gobin_close) or a negative code with err_msg() explaining. */
+int gobin_open(const char *path, struct gobin **out);
+/* Opens the executable of a running process (/proc/PID/exe). */
+int gobin_open_pid(pid_t pid, struct gobin **out);
+void gobin_close(struct gobin *bin);
+
+/* Load bias of bin in process pid (run-time address - link-time address),
+ * from /proc/PID/maps. 0 for non-PIE. Negative code on failure. */
+int gobin_bias(const struct gobin *bin, pid_t pid, uint64_t *bias);
+
+/* Section lookup: returns a pointer into the mapped file and sets addr and len,
+ * or NULL if absent (or SHT_NOBITS). */
+const uint8_t *gobin_section(const struct gobin *bin, const char *name, uint64_t *addr, size_t *len);
+/* Reads n bytes at link-time virtual address addr from the file image
+ * (any PT_LOAD segment). Bytes beyond the file (bss) read as zero.
+ * Returns 0 or a negative code. */
+int gobin_read(const struct gobin *bin, uint64_t addr, void *dst, size_t n);
+/* Reads a pointer-sized value at addr, applying an R_X86_64_RELATIVE (or
+ * R_X86_64_64 against a defined symbol) relocation at that address if one exists,
+ * so that PIE binaries read the link-time value. */
+int gobin_read_ptr(const struct gobin *bin, uint64_t addr, uint64_t *val);
+/* Address of a symbol from .symtab (non-stripped) or 0 if unknown. */
+uint64_t gobin_symbol(const struct gobin *bin, const char *name, uint64_t *size);
+
+#endif

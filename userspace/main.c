@@ -1,0 +1,131 @@
+/* main.c - glimpse's entry point: global options and the command table.
+ *
+ *	glimpse [--json] <command> [options]
+ *	glimpse help [command]
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "err.h"
+
+#ifndef GLIMPSE_VERSION
+#define GLIMPSE_VERSION "0.1.0"
+#endif
+
+bool json_output;
+
+static const struct cmd *const commands[] = {
+	&cmd_inspect,
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+int cli_fail(int rc)
+{
+	fprintf(stderr, "glimpse: %s\n", err_msg(rc));
+	return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "glimpse %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(see 'glimpse help %s')\n", cmd);
+	return 2;
+}
+
+bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: glimpse [--json] <command> [options]\n\n"
+		   "glimpse debugs live Go services without stopping them.\n\ncommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+	fprintf(f, "  %-10s %s\n  %-10s %s\n", "help", "show help for a command", "version",
+		"print glimpse's version");
+	fprintf(f, "\nglobal options:\n  --json     print data as JSON (every command that prints data)\n");
+}
+
+static const struct cmd *find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i]->name, name) == 0)
+			return commands[i];
+	return NULL;
+}
+
+static int do_help(int argc, char **argv)
+{
+	const struct cmd *c;
+
+	if (argc < 2) {
+		usage(stdout);
+		return 0;
+	}
+	c = find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "glimpse: unknown command '%s'\n", argv[1]);
+		return 2;
+	}
+	fputs(c->usage, stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct cmd *c;
+	int i = 1;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
+			json_output = true;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("glimpse %s\n", GLIMPSE_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "glimpse: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[i], "help") == 0)
+		return do_help(argc - i, argv + i);
+	if (strcmp(argv[i], "version") == 0) {
+		printf("glimpse %s\n", GLIMPSE_VERSION);
+		return 0;
+	}
+	c = find(argv[i]);
+	if (!c) {
+		fprintf(stderr, "glimpse: unknown command '%s' (see 'glimpse help')\n", argv[i]);
+		return 2;
+	}
+	return c->run(argc - i, argv + i);
+}
