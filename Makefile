@@ -1,5 +1,6 @@
 # glimpse - build, test, benchmark.
 #   make            build build/glimpse (BPF objects and skeletons included)
+#   make demo       set up if needed, start a demo Go service and show what glimpse sees
 #   make test       set up the machine if needed, build, run every test
 #   make bench      run scripts/bench-*.sh
 #   make lint       clang-tidy and cppcheck over userspace/
@@ -29,7 +30,7 @@ WEB := $(wildcard web/*)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all test unit fixtures bench lint format install clean setup
+.PHONY: all test unit fixtures bench lint format install clean setup demo
 .DELETE_ON_ERROR:
 
 all: $(B)/glimpse
@@ -74,6 +75,9 @@ $(B) $(B)/obj $(B)/tests:
 # Go fixtures, built with every installed Go version, with DWARF, stripped, and PIE.
 fixtures: setup
 	bash tests/build-fixtures.sh $(B)/fixtures $(GO_VERSIONS)
+
+demo:
+	bash scripts/demo.sh
 
 unit: $(UNIT_BINS)
 
