@@ -19,6 +19,10 @@ struct probe_sites {
 	bool stack_check;	/* starts with the morestack check */
 	int nrets;
 	uint64_t *rets;		/* every RET instruction, ascending */
+	int undecodable;	/* bytes the decoder could not decode (e.g. AVX-512 in
+				 * assembly); when > 0, rets stops before the first one,
+				 * since what follows may be decoded off the instruction
+				 * boundaries: the function's returns cannot all be probed */
 };
 
 /* Decodes f and fills *out (free with probe_sites_free). Returns 0 or a negative code. */
@@ -29,5 +33,18 @@ void probe_sites_free(struct probe_sites *ps);
  * RIP-relatively (LEAQ/MOVQ x(IP)), in order of first use, up to max.
  * Returns the count or a negative code. */
 int disasm_rip_refs(const struct gobin *bin, const struct gofunc *f, uint64_t *addrs, int max);
+
+/* Lower level, for other instruction-level analyses (goglobals.c): decodes f
+ * linearly from entry to end and calls fn(insn, arg) for each instruction
+ * (Capstone x86-64, detail on, insn->address a link-time address). Bytes the
+ * decoder rejects are skipped one at a time. fn returns 0 to go on, > 0 to stop
+ * early, < 0 to fail with that code. Returns the number of bytes skipped (>= 0)
+ * or a negative code. */
+struct cs_insn;
+int disasm_walk(const struct gobin *bin, const struct gofunc *f,
+		int (*fn)(const struct cs_insn *insn, void *arg), void *arg);
+/* If insn has a RIP-relative memory operand, sets *target to the address it
+ * refers to (address of the next instruction + displacement) and returns true. */
+bool disasm_rip_target(const struct cs_insn *insn, uint64_t *target);
 
 #endif

@@ -219,8 +219,9 @@ static void read_notes(struct gobin *bin)
 			desc_at = name_at + ((namesz + 3) & ~3u);
 			if (desc_at > len || descsz > len - desc_at)
 				break;
-			if (type == want[w].type && namesz == strlen(want[w].owner) + 1 &&
-			    memcmp(p + name_at, want[w].owner, namesz) == 0) {
+			/* Go pads its owner to "Go\0\0" (namesz 4); GNU uses "GNU\0". */
+			if (type == want[w].type && namesz >= strlen(want[w].owner) + 1 && namesz <= 8 &&
+			    memcmp(p + name_at, want[w].owner, strlen(want[w].owner) + 1) == 0) {
 				if (w == 0) {
 					size_t n = descsz < sizeof(bin->build_id) - 1 ? descsz : sizeof(bin->build_id) - 1;
 

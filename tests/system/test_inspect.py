@@ -24,8 +24,9 @@ def test_inspect_reports_version_buildid_and_flavour_of_every_fixture():
         off = info["offsets"]
         assert off["source"] == ("table" if flavour == ".stripped" else "dwarf"), off["source"]
         assert off["globals_source"] == ("disasm" if flavour == ".stripped" else "symtab"), off["globals_source"]
-        for k in ("g.goid", "g.atomicstatus", "g.sched", "gobuf.sp", "m.curg", "runtime.allgs", "runtime.allglen"):
+        for k in ("g.goid", "g.atomicstatus", "g.sched", "m.curg", "runtime.allgs", "runtime.allglen"):
             assert isinstance(off[k], int) and off[k] > 0, (path, k, off[k])
+        assert off["gobuf.sp"] == 0 and off["gobuf.pc"] == 8, off
         seen += 1
     assert seen == 21, seen
 
@@ -50,8 +51,10 @@ def test_inspect_rejects_non_go_binary_with_one_clear_message():
 
 
 def test_inspect_dead_pid_and_bad_arguments():
-    p = glimpse("inspect", "--pid", "999999999")
+    p = glimpse("inspect", "--pid", "12abc")
     assert p.returncode == 2 and "--pid takes a process id" in p.stderr, p.stderr
+    p = glimpse("inspect", "--pid", "999999999")
+    assert p.returncode == 1 and p.stderr.strip() == "glimpse: no process with pid 999999999", p.stderr
     # a pid that existed and is gone
     child = subprocess.Popen(["true"])
     child.wait()
