@@ -1,0 +1,107 @@
+/* snapshot.h - records shared by snapshot.bpf.c (the goroutine walker) and
+ * userspace/reader_bpf.c: the walk's parameters, its progress, and what it
+ * writes to the ring buffer. Nothing else belongs here.
+ *
+ * Integer types come from the includer: vmlinux.h on the BPF side,
+ * <linux/types.h> in userspace.
+ */
+#ifndef GLIMPSE_SNAPSHOT_H
+#define GLIMPSE_SNAPSHOT_H
+
+#define SNAP_G_MAX     512	  /* bytes reserved for a copy of runtime.g */
+#define SNAP_STACK_MAX (1u << 20) /* hard cap of stack bytes copied per goroutine */
+#define SNAP_PTR_BATCH 64	  /* allgs entries read per copy */
+
+/* atomicstatus values the walk needs (runtime2.go). */
+#define SNAP_G_IDLE    0
+#define SNAP_G_RUNNING 2
+#define SNAP_G_SYSCALL 3
+#define SNAP_G_DEAD    6
+#define SNAP_G_SCANBIT 0x1000
+
+enum snap_kind {
+	SNAP_REC_G = 1,
+	SNAP_REC_THREAD = 2,
+};
+
+/* Where a goroutine's copied stack starts (snap_g.src). */
+enum snap_src {
+	SNAP_SRC_NONE = 0,    /* no stack copied (see flags) */
+	SNAP_SRC_SCHED = 1,   /* g.sched.{sp,pc,bp}: parked or runnable */
+	SNAP_SRC_SYSCALL = 2, /* g.syscall{sp,pc,bp}: in a system call */
+	SNAP_SRC_THREAD = 3,  /* user registers of its thread, which was off-CPU */
+};
+
+enum snap_gflags {
+	SNAP_F_TORN = 1 << 0,	     /* status, sp or pc changed while copying */
+	SNAP_F_ONCPU = 1 << 1,	     /* running and its thread was on a CPU: no stack */
+	SNAP_F_NOTHREAD = 1 << 2,    /* running but its thread (m.procid) was not found */
+	SNAP_F_SP_OUTSIDE = 1 << 3,  /* sp not inside [stack.lo, stack.hi): no stack */
+	SNAP_F_READ_FAILED = 1 << 4, /* copying the stack failed */
+	SNAP_F_TRUNCATED = 1 << 5,   /* stack longer than max_stack: only its top copied */
+};
+
+/* Set by userspace before each run of the iterator. Offsets are within runtime.g
+ * (or runtime.m for m_procid); -1 marks a field this Go version lacks. */
+struct snap_params {
+	__u32 tgid;	      /* target process (thread-group id) */
+	__u32 max_stack;      /* bytes of stack copied per goroutine, <= SNAP_STACK_MAX */
+	__u32 max_goroutines; /* stop after this many g records (all runs together) */
+	__u32 g_size;	      /* bytes of runtime.g copied, <= SNAP_G_MAX */
+	__u64 allgs;	      /* run-time address of runtime.allgs (slice header) */
+	__u64 allglen;	      /* run-time address of runtime.allglen */
+	__s32 g_stack_lo, g_stack_hi;
+	__s32 g_m;
+	__s32 g_sched_sp, g_sched_pc, g_sched_bp; /* g.sched + gobuf.* */
+	__s32 g_syscallsp, g_syscallpc, g_syscallbp;
+	__s32 g_atomicstatus;
+	__s32 m_procid;
+	__u32 recheck_off; /* part of g re-read after copying a stack: covers */
+	__u32 recheck_len; /* atomicstatus, sched.sp/pc and syscallsp/pc */
+	__u32 start;	   /* allgs index this run starts at */
+	__u32 pad;
+};
+
+/* Written by the walk; userspace zeroes it before a snapshot and clears `walked`
+ * before each run. */
+struct snap_ctl {
+	__s32 err;	    /* negative errno: reading allgs/allglen failed */
+	__u32 walked;	    /* this run's walk is done (only one task walks) */
+	__u64 err_addr;	    /* the address that could not be read */
+	__u32 next;	    /* allgs index the next run resumes at */
+	__u32 len;	    /* entries in allgs seen by the last run */
+	__u32 emitted;	    /* g records written so far, all runs */
+	__u32 done;	    /* walk complete (or max_goroutines reached) */
+	__u32 truncated;    /* stopped at max_goroutines */
+	__u32 full;	    /* the last run stopped because the ring buffer was full */
+	__u32 threads_lost; /* a thread record did not fit: run again for them */
+};
+
+/* One goroutine: the header is followed by stack_len bytes of stack, copied
+ * from stack_addr upward. */
+struct snap_g {
+	__u32 kind;	  /* SNAP_REC_G */
+	__u32 idx;	  /* index in allgs */
+	__u64 addr;	  /* address of the runtime.g */
+	__u64 stack_addr; /* run-time address of the first stack byte copied */
+	__u32 stack_len;
+	__u32 flags;	  /* enum snap_gflags */
+	__u32 src;	  /* enum snap_src */
+	__u32 tid;	  /* m.procid of a running goroutine, else 0 */
+	__u64 ip, sp, bp; /* where unwinding starts (from src) */
+	__u32 g_len;	  /* bytes of g copied */
+	__u32 pad;
+	__u8 g[SNAP_G_MAX];
+};
+
+/* One thread of the target, seen by the task iterator. */
+struct snap_thread {
+	__u32 kind; /* SNAP_REC_THREAD */
+	__u32 tid;
+	__u32 on_cpu;	  /* running on a CPU now: ip/sp/bp are stale */
+	__u32 state;	  /* task __state (0 = runnable) */
+	__u64 ip, sp, bp; /* user registers at its last kernel entry */
+	__u64 fsbase;	  /* TLS base: the current g is at fsbase - 8 */
+};
+
+#endif

@@ -1,0 +1,876 @@
+/* test_reader.c - both goroutine readers (BPF task iterator, process_vm_readv)
+ * against live Go fixtures of every installed Go version, with and without PIE.
+ *
+ * Each fixture runs with 1000 parked workers and one spinning goroutine. The
+ * readers must find as many goroutines as the runtime itself reports
+ * (/debug/pprof/goroutine?debug=1), copy the stack of every parked worker, agree
+ * with each other, never give the running spinner a stale stack, and leave the
+ * target running. Needs root (BPF); without it only the process_vm_readv checks run.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <sched.h>
+#include <errno.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "err.h"
+#include "gobin.h"
+#include "pclntab.h"
+#include "reader.h"
+
+static const char *const versions[] = {"1.19", "1.21", "1.22", "1.23", "1.24", "1.25", "1.26"};
+static const char *const flavours[] = {"", ".pie"};
+#define NVERSIONS (sizeof(versions) / sizeof(versions[0]))
+#define NFLAVOURS (sizeof(flavours) / sizeof(flavours[0]))
+#define WORKERS	  1000
+
+/* One BPF reader for the whole run (loading it costs far more than a snapshot). */
+static struct reader_bpf *bpf;
+/* Processes a test started: killed after each test, even a failed one. */
+static pid_t children[8];
+
+static void child_started(pid_t pid)
+{
+	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++) {
+		if (!children[i]) {
+			children[i] = pid;
+			return;
+		}
+	}
+	fail_msg("too many child processes");
+}
+
+static void child_reaped(pid_t pid)
+{
+	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++)
+		if (children[i] == pid)
+			children[i] = 0;
+}
+
+static int kill_children(void **state)
+{
+	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++) {
+		if (children[i]) {
+			kill(children[i], SIGKILL);
+			waitpid(children[i], NULL, 0);
+			children[i] = 0;
+		}
+	}
+	return 0;
+}
+
+struct target {
+	pid_t pid;
+	char http[64]; /* host:port of its pprof server */
+	struct gobin *bin;
+	uint64_t bias;
+};
+
+static const char *fixture_dir(void)
+{
+	const char *d = getenv("GLIMPSE_FIXTURES");
+
+	return d && *d ? d : "build/fixtures";
+}
+
+/* Path of a fixture, or NULL (with a note) when its Go version is not installed. */
+static const char *fixture(const char *version, const char *flavour)
+{
+	static char path[512];
+	char go[64];
+
+	snprintf(path, sizeof(path), "%s/go%s/target%s", fixture_dir(), version, flavour);
+	if (access(path, R_OK) == 0)
+		return path;
+	snprintf(go, sizeof(go), "/usr/lib/go-%s/bin/go", version);
+	if (access(go, X_OK) == 0)
+		fail_msg("fixture %s is missing although go %s is installed: run make fixtures", path, version);
+	printf("note: go %s is not installed, skipping its fixtures\n", version);
+	return NULL;
+}
+
+/* Reads the child's stdout until its "ready pid=N http=ADDR" line (20 s at most). */
+static void wait_ready(struct target *t, int fd, const char *path)
+{
+	char out[1024], *line;
+	size_t len = 0;
+
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		ssize_t n;
+
+		if (poll(&pfd, 1, 20000) <= 0)
+			fail_msg("%s did not print its ready line within 20 s", path);
+		n = read(fd, out + len, sizeof(out) - 1 - len);
+		if (n <= 0)
+			fail_msg("%s exited before it was ready", path);
+		len += n;
+		out[len] = '\0';
+		line = strstr(out, "ready pid=");
+		if (line && strchr(line, '\n'))
+			break;
+	}
+	if (sscanf(line, "ready pid=%*d http=%63s", t->http) != 1)
+		fail_msg("%s: unexpected ready line: %s", path, line);
+}
+
+/* Starts fixture path with n parked workers and a spinner; dies with the test. */
+static void target_start(struct target *t, const char *path, int n)
+{
+	char count[16];
+	int fds[2], rc;
+
+	memset(t, 0, sizeof(*t));
+	rc = gobin_open(path, &t->bin);
+	if (rc)
+		fail_msg("gobin_open %s: %s", path, err_msg(rc));
+	snprintf(count, sizeof(count), "%d", n);
+	assert_int_equal(pipe(fds), 0);
+	t->pid = fork();
+	assert_true(t->pid >= 0);
+	if (t->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execl(path, path, "-goroutines", count, "-spin", (char *)NULL);
+		_exit(127);
+	}
+	child_started(t->pid);
+	close(fds[1]);
+	wait_ready(t, fds[0], path);
+	close(fds[0]);
+	rc = gobin_bias(t->bin, t->pid, &t->bias);
+	if (rc)
+		fail_msg("gobin_bias %s: %s", path, err_msg(rc));
+}
+
+static void target_stop(struct target *t)
+{
+	if (t->pid > 0) {
+		kill(t->pid, SIGKILL);
+		waitpid(t->pid, NULL, 0);
+		child_reaped(t->pid);
+	}
+	gobin_close(t->bin);
+	memset(t, 0, sizeof(*t));
+}
+
+/* A minimal HTTP/1.0 GET to 127.0.0.1. Returns the status code (-1 on failure)
+ * and the body in *body. */
+static int http_get(const char *hostport, const char *path, struct buf *body)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	char req[256], chunk[4096], *p;
+	struct buf resp = {0};
+	struct timeval tv = {10, 0};
+	int fd, status = -1;
+	ssize_t n;
+
+	p = strrchr(hostport, ':');
+	if (!p)
+		return -1;
+	sa.sin_port = htons(atoi(p + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto out;
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, hostport);
+	if (write(fd, req, n) != n)
+		goto out;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_add(&resp, chunk, n);
+	if (sscanf(buf_str(&resp), "HTTP/%*s %d", &status) != 1)
+		status = -1;
+	p = strstr(buf_str(&resp), "\r\n\r\n");
+	buf_reset(body);
+	if (p)
+		buf_puts(body, p + 4);
+out:
+	close(fd);
+	buf_free(&resp);
+	return status;
+}
+
+/* The runtime's own goroutine count, and how many of those goroutines serve
+ * the HTTP request that asked: the connection's goroutines, one of which may
+ * not have started yet (its stack is then goexit alone, with no frame lines). */
+static void pprof_count(const struct target *t, long *total, long *http)
+{
+	struct buf body = {0};
+	char *s, *group, *save = NULL;
+	long count;
+
+	assert_int_equal(http_get(t->http, "/debug/pprof/goroutine?debug=1", &body), 200);
+	s = body.p;
+	if (!s || sscanf(s, "goroutine profile: total %ld", total) != 1)
+		fail_msg("unexpected pprof output: %.80s", s ? s : "");
+	*http = 0;
+	/* Groups are "N @ 0x.. 0x..\n#\t0x..\tfunc+0x..\tfile:line\n..." separated by blank lines. */
+	for (char *p = strstr(s, "\n\n"); p; p = strstr(p + 2, "\n\n"))
+		p[1] = '\f';
+	for (group = strtok_r(s, "\f", &save); group; group = strtok_r(NULL, "\f", &save)) {
+		if (sscanf(group, "%ld @", &count) != 1)
+			continue;
+		if (strstr(group, "net/http.(*conn") || !strstr(group, "\n#"))
+			*http += count;
+	}
+	buf_free(&body);
+}
+
+static uint64_t hdr_u64(const struct raw_g *g, int off)
+{
+	uint64_t v;
+
+	memcpy(&v, g->hdr + off, 8);
+	return v;
+}
+
+/* Name of the function a goroutine started in (g.startpc). */
+static const char *start_func(const struct target *t, const struct raw_g *g)
+{
+	const struct gofunc *f = pcln_find(t->bin->pcln, hdr_u64(g, t->bin->offsets.g_startpc) - t->bias);
+
+	return f ? f->name : "?";
+}
+
+/* Line number of the first line of main.go containing text. */
+static int source_line(const char *text)
+{
+	char line[512];
+	int n = 0, found = 0;
+	FILE *f = fopen("tests/fixtures/target/main.go", "r");
+
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f))
+		if (++n && strstr(line, text))
+			found = n;
+	fclose(f);
+	if (!found)
+		fail_msg("main.go has no line containing '%s'", text);
+	return found;
+}
+
+/* The main.go line of the go statement that created g (g.gopc), or 0. */
+static int created_at(const struct target *t, const struct raw_g *g)
+{
+	uint64_t pc = hdr_u64(g, t->bin->offsets.g_gopc) - t->bias;
+	const struct gofunc *f = pcln_find(t->bin->pcln, pc - 1);
+	const char *file;
+	int line;
+
+	if (!f || pcln_fileline(t->bin->pcln, f, pc - 1, &file, &line) || !strstr(file, "fixtures/target/main.go"))
+		return 0;
+	return line;
+}
+
+/* The fixture prints its ready line once every worker has called wg.Done(),
+ * a moment before each parks: waits (5 s at most) until n of them are parked. */
+static void wait_parked(const struct target *t, int n)
+{
+	int worker_line = source_line("go parkedWorker(");
+
+	for (int try = 0; try < 500; try++) {
+		struct raw_snapshot s;
+		int parked = 0, rc;
+
+		rc = reader_vm_snapshot(t->pid, &t->bin->offsets, t->bias, NULL, &s);
+		if (rc)
+			fail_msg("snapshot of %s: %s", t->bin->path, err_msg(rc));
+		for (size_t i = 0; i < s.n; i++)
+			parked +=
+			    (s.gs[i].status & ~(uint32_t)G_SCAN) == G_WAITING && created_at(t, &s.gs[i]) == worker_line;
+		raw_snapshot_free(&s);
+		if (parked == n)
+			return;
+		usleep(10000);
+	}
+	fail_msg("%s: the workers did not all park within 5 s", t->bin->path);
+}
+
+/* The runtime's isSystemGoroutine, as far as the profile count goes. */
+static bool is_system(const char *fn)
+{
+	return !strncmp(fn, "runtime.", 8) && strcmp(fn, "runtime.main") && strcmp(fn, "runtime.handleAsyncEvent");
+}
+
+/* Goroutines the runtime's profile counts, leaving out the HTTP server's
+ * connection goroutines (they come and go with each request). */
+static long user_goroutines(const struct target *t, const struct raw_snapshot *s, long *http)
+{
+	long n = 0;
+
+	*http = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		const char *fn = start_func(t, &s->gs[i]);
+
+		if (!strncmp(fn, "net/http.", 9))
+			(*http)++;
+		else if (!is_system(fn))
+			n++;
+	}
+	return n;
+}
+
+static int take(const struct target *t, bool use_bpf, const struct read_limits *lim, struct raw_snapshot *s)
+{
+	if (use_bpf)
+		return reader_bpf_snapshot(bpf, t->pid, &t->bin->offsets, t->bias, lim, s);
+	return reader_vm_snapshot(t->pid, &t->bin->offsets, t->bias, lim, s);
+}
+
+static void must_take(const struct target *t, bool use_bpf, const struct read_limits *lim, struct raw_snapshot *s)
+{
+	int rc = take(t, use_bpf, lim, s);
+
+	if (rc)
+		fail_msg("%s snapshot of %s: %s", use_bpf ? "bpf" : "vm", t->bin->path, err_msg(rc));
+	assert_string_equal(s->reader, use_bpf ? "bpf" : "process_vm_readv");
+}
+
+/* The spinner is running (or momentarily runnable): a running goroutine has
+ * either its thread's registers and a stack copied from them, or no stack. */
+static void check_spinner(const struct raw_g *g, const char *what)
+{
+	uint32_t st = g->status & ~(uint32_t)G_SCAN;
+
+	if (st == G_RUNNABLE) {
+		assert_int_equal(g->src, RAW_SRC_SCHED);
+		return;
+	}
+	if (st != G_RUNNING)
+		fail_msg("%s: spinner has status %u", what, g->status);
+	assert_int_not_equal(g->src, RAW_SRC_SCHED);
+	if (g->regs_valid) {
+		assert_int_equal(g->src, RAW_SRC_THREAD);
+		assert_int_not_equal(g->tid, 0);
+		return;
+	}
+	assert_int_equal(g->stack_len, 0);
+	assert_null(g->stack);
+	assert_true(g->on_cpu || g->no_thread || g->sp_outside);
+}
+
+/* What every snapshot of a fixture with WORKERS parked workers must show. */
+static void check_snapshot(const struct target *t, const struct raw_snapshot *s)
+{
+	const char *what = s->reader;
+	int workers = 0, spinners = 0;
+	int worker_line = source_line("go parkedWorker("), spinner_line = source_line("go spinner()");
+
+	assert_true(s->n > WORKERS);
+	assert_true(s->allglen >= s->n);
+	assert_true(s->nthreads >= 2);
+	assert_true(s->duration_ns > 0 && s->started_ns > 0);
+	assert_false(s->truncated);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct raw_g *g = &s->gs[i];
+		int line = created_at(t, g);
+		uint32_t st = g->status & ~(uint32_t)G_SCAN;
+
+		assert_int_equal(g->hdr_len, t->bin->offsets.g_size);
+		assert_true(st != G_DEAD && st != G_IDLE);
+		assert_int_equal(g->goid, hdr_u64(g, t->bin->offsets.g_goid));
+		if (g->stack_len) {
+			assert_non_null(g->stack);
+			assert_int_equal(g->stack_addr, g->sp);
+			assert_true(g->stack_addr + g->stack_len <= hdr_u64(g, t->bin->offsets.g_stack_hi));
+		}
+		if (line == worker_line) {
+			workers++;
+			if (st != G_WAITING || g->src != RAW_SRC_SCHED || !g->stack_len || g->torn)
+				fail_msg("%s: worker goid %llu: status %u src %d stack %u torn %d", what,
+					 (unsigned long long)g->goid, g->status, g->src, g->stack_len, g->torn);
+		} else if (line == spinner_line) {
+			spinners++;
+			check_spinner(g, what);
+		}
+	}
+	if (workers != WORKERS || spinners != 1)
+		fail_msg("%s: %d workers (want %d), %d spinners (want 1) among %zu goroutines", what, workers, WORKERS,
+			 spinners, s->n);
+}
+
+/* The readers count what the runtime counts. Connection goroutines of the
+ * request may still be exiting when the snapshot is taken: retry a little. */
+static void check_count(const struct target *t, bool use_bpf)
+{
+	long total = 0, http = 0, ours = 0, ours_http = 1;
+
+	for (int try = 0; try < 20; try++) {
+		struct raw_snapshot s;
+
+		pprof_count(t, &total, &http);
+		must_take(t, use_bpf, NULL, &s);
+		ours = user_goroutines(t, &s, &ours_http);
+		raw_snapshot_free(&s);
+		if (ours == total - http && ours_http == 0)
+			return;
+		usleep(50000);
+	}
+	fail_msg("%s: %s counted %ld goroutines (+%ld http), the runtime %ld (%ld of them http)", t->bin->path,
+		 use_bpf ? "bpf" : "vm", ours, ours_http, total, http);
+}
+
+static const struct raw_g *by_goid(const struct raw_snapshot *s, uint64_t goid)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->gs[i].goid == goid)
+			return &s->gs[i];
+	return NULL;
+}
+
+/* Two snapshots taken back to back by different readers see the same
+ * goroutines of the program, in the same states, with the same parked stacks. */
+static void check_agree(const struct target *t, const struct raw_snapshot *a, const struct raw_snapshot *b)
+{
+	int spinner_line = source_line("go spinner()");
+
+	for (size_t i = 0; i < a->n; i++) {
+		const struct raw_g *x = &a->gs[i], *y = by_goid(b, x->goid);
+		int line = created_at(t, x);
+		uint32_t sx = x->status & ~(uint32_t)G_SCAN;
+
+		if (!line)
+			continue; /* runtime and net/http goroutines come and go */
+		if (!y)
+			fail_msg("goroutine %llu (main.go:%d) seen by %s only", (unsigned long long)x->goid, line,
+				 a->reader);
+		assert_int_equal(x->addr, y->addr);
+		if (line == spinner_line)
+			continue; /* running or runnable, as the scheduler likes */
+		assert_int_equal(sx, y->status & ~(uint32_t)G_SCAN);
+		assert_int_equal(x->src, y->src);
+		if (x->torn || y->torn)
+			continue;
+		assert_int_equal(x->stack_addr, y->stack_addr);
+		assert_int_equal(x->stack_len, y->stack_len);
+		assert_memory_equal(x->stack, y->stack, x->stack_len);
+	}
+	for (size_t i = 0; i < b->n; i++)
+		if (created_at(t, &b->gs[i]) && !by_goid(a, b->gs[i].goid))
+			fail_msg("goroutine %llu seen by %s only", (unsigned long long)b->gs[i].goid, b->reader);
+}
+
+static void check_alive(const struct target *t)
+{
+	struct buf body = {0};
+
+	assert_int_equal(kill(t->pid, 0), 0);
+	assert_int_equal(waitpid(t->pid, NULL, WNOHANG), 0);
+	assert_int_equal(http_get(t->http, "/debug/pprof/", &body), 200);
+	buf_free(&body);
+}
+
+static void check_fixture(const char *path)
+{
+	struct raw_snapshot b = {0}, v = {0};
+	struct target t;
+
+	target_start(&t, path, WORKERS);
+	wait_parked(&t, WORKERS);
+	if (bpf) {
+		must_take(&t, true, NULL, &b);
+		check_snapshot(&t, &b);
+	}
+	must_take(&t, false, NULL, &v);
+	check_snapshot(&t, &v);
+	if (bpf) {
+		check_agree(&t, &b, &v);
+		check_agree(&t, &v, &b);
+		check_count(&t, true);
+	}
+	check_count(&t, false);
+	check_alive(&t);
+	printf("%-36s %zu goroutines, %zu threads: bpf %.2f ms (%u run), vm %.2f ms\n", path, v.n, v.nthreads,
+	       b.duration_ns / 1e6, b.runs, v.duration_ns / 1e6);
+	raw_snapshot_free(&b);
+	raw_snapshot_free(&v);
+	target_stop(&t);
+}
+
+static void test_reader_copies_every_goroutine_of_each_go_version(void **state)
+{
+	for (size_t i = 0; i < NVERSIONS; i++) {
+		for (size_t j = 0; j < NFLAVOURS; j++) {
+			const char *path = fixture(versions[i], flavours[j]);
+
+			if (path)
+				check_fixture(path);
+		}
+	}
+}
+
+/* A dead pid is an error that says so, from either reader. */
+static void test_reader_reports_a_dead_pid(void **state)
+{
+	struct go_offsets off = {0};
+	struct raw_snapshot s;
+	struct target t;
+	const char *path = fixture("1.23", "");
+	pid_t pid;
+	char want[64];
+	int rc;
+
+	if (!path)
+		skip();
+	target_start(&t, path, 10);
+	off = t.bin->offsets;
+	pid = t.pid;
+	snprintf(want, sizeof(want), "no process with pid %d", (int)pid);
+	/* First a zombie (exited, not yet reaped), then a pid nobody has. */
+	kill(pid, SIGKILL);
+	assert_int_equal(waitid(P_PID, pid, &(siginfo_t){0}, WEXITED | WNOWAIT), 0);
+	for (int reaped = 0; reaped < 2; reaped++) {
+		if (reaped) {
+			waitpid(pid, NULL, 0);
+			child_reaped(pid);
+			t.pid = 0;
+		}
+		for (int allow_bpf = 0; allow_bpf < 2; allow_bpf++) {
+			err_clear();
+			rc = reader_snapshot(pid, &off, 0, NULL, allow_bpf, &s);
+			assert_int_equal(rc, -ESRCH);
+			assert_string_equal(err_msg(rc), want);
+		}
+	}
+	target_stop(&t);
+}
+
+/* Go offsets applied to a process that is not Go: refused, not misread. */
+static void test_reader_refuses_a_process_that_is_not_go(void **state)
+{
+	struct raw_snapshot s;
+	struct target t;
+	const char *path = fixture("1.23", "");
+	pid_t pid;
+	int rc;
+
+	if (!path)
+		skip();
+	target_start(&t, path, 10);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	child_started(pid);
+	usleep(100000);
+	rc = reader_vm_snapshot(pid, &t.bin->offsets, 0, NULL, &s);
+	assert_int_equal(rc, -GLIMPSE_ENOTGO);
+	assert_non_null(strstr(err_msg(rc), "not a Go process"));
+	if (bpf) {
+		rc = reader_bpf_snapshot(bpf, pid, &t.bin->offsets, 0, NULL, &s);
+		assert_int_equal(rc, -GLIMPSE_ENOTGO);
+		assert_non_null(strstr(err_msg(rc), "not a Go process"));
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	child_reaped(pid);
+	target_stop(&t);
+}
+
+/* max_goroutines and max_stack bound what is copied, the same way in both readers. */
+static void test_reader_honours_limits(void **state)
+{
+	struct read_limits lim = {.max_stack = 256, .max_goroutines = 100};
+	const char *path = fixture("1.22", "");
+	struct raw_snapshot s[2] = {0};
+	struct target t;
+
+	if (!path)
+		skip();
+	target_start(&t, path, WORKERS);
+	for (int use_bpf = 0; use_bpf < 2; use_bpf++) {
+		if (use_bpf && !bpf)
+			continue;
+		must_take(&t, use_bpf, &lim, &s[use_bpf]);
+		assert_int_equal(s[use_bpf].n, 100);
+		assert_true(s[use_bpf].truncated);
+		for (size_t i = 0; i < s[use_bpf].n; i++) {
+			const struct raw_g *g = &s[use_bpf].gs[i];
+
+			assert_true(g->stack_len <= 256);
+			if (g->src != RAW_SRC_NONE && g->stack_len == 256)
+				assert_true(g->stack_truncated);
+		}
+	}
+	if (bpf)
+		for (size_t i = 0; i < 100; i++)
+			assert_int_equal(s[0].gs[i].goid, s[1].gs[i].goid);
+	raw_snapshot_free(&s[0]);
+	raw_snapshot_free(&s[1]);
+	target_stop(&t);
+}
+
+/* Goroutines created by main.go (of every snapshot they are the stable part). */
+static size_t main_goroutines(const struct target *t, const struct raw_snapshot *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		n += created_at(t, &s->gs[i]) != 0;
+	return n;
+}
+
+/* With a ring buffer too small for one pass the walk resumes where it stopped
+ * and still returns every goroutine, once. */
+static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
+{
+	const char *path = fixture("1.24", ".pie");
+	struct raw_snapshot big = {0}, small = {0};
+	struct reader_bpf *r = NULL;
+	struct target t;
+	int rc;
+
+	if (!path || !bpf)
+		skip();
+	target_start(&t, path, 4000);
+	wait_parked(&t, 4000);
+	rc = reader_bpf_open_ring(2u << 20, &r);
+	if (rc)
+		fail_msg("reader_bpf_open_ring: %s", err_msg(rc));
+	rc = reader_bpf_snapshot(r, t.pid, &t.bin->offsets, t.bias, NULL, &small);
+	if (rc)
+		fail_msg("small ring: %s", err_msg(rc));
+	must_take(&t, true, NULL, &big);
+	assert_true(small.runs > 1);
+	assert_int_equal(big.runs, 1);
+	/* Runtime goroutines may come and go between the two; the program's may not. */
+	assert_int_equal(main_goroutines(&t, &small), main_goroutines(&t, &big));
+	assert_true(main_goroutines(&t, &small) >= 4000);
+	for (size_t i = 1; i < small.n; i++)
+		if (small.gs[i].idx == small.gs[i - 1].idx)
+			fail_msg("allgs entry %u reported twice", small.gs[i].idx);
+	printf("4000 workers through a 2 MiB ring: %u runs, %.2f ms (one run with 32 MiB: %.2f ms)\n", small.runs,
+	       small.duration_ns / 1e6, big.duration_ns / 1e6);
+	raw_snapshot_free(&small);
+	raw_snapshot_free(&big);
+	reader_bpf_close(r);
+	target_stop(&t);
+}
+
+/* Drops the capabilities BPF needs (keeping CAP_SYS_PTRACE) in a child, which
+ * then must fall back to process_vm_readv and say why. */
+static void test_reader_falls_back_without_bpf_permission(void **state)
+{
+	const char *path = fixture("1.21", "");
+	struct target t;
+	int status;
+	pid_t child;
+
+	if (!path || geteuid() != 0)
+		skip(); /* dropping capabilities means having them */
+	target_start(&t, path, 100);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+		struct __user_cap_data_struct data[2] = {{0}};
+		struct raw_snapshot s;
+		int rc;
+
+		data[CAP_SYS_PTRACE / 32].effective = data[CAP_SYS_PTRACE / 32].permitted = 1u << (CAP_SYS_PTRACE % 32);
+		if (syscall(SYS_capset, &hdr, data) != 0)
+			_exit(2);
+		rc = reader_snapshot(t.pid, &t.bin->offsets, t.bias, NULL, true, &s);
+		if (rc) {
+			fprintf(stderr, "fallback snapshot: %s\n", err_msg(rc));
+			_exit(3);
+		}
+		printf("without CAP_BPF: reader %s, %zu goroutines; %s\n", s.reader, s.n, s.fallback);
+		fflush(stdout);
+		_exit(!strcmp(s.reader, "process_vm_readv") && strstr(s.fallback, "BPF") && s.n > 100 ? 0 : 4);
+	}
+	child_started(child);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	child_reaped(child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	target_stop(&t);
+}
+
+/* Pins every thread of pid (or this process, pid 0) to CPU 0. */
+static void pin_to_cpu0(pid_t pid)
+{
+	char path[64];
+	cpu_set_t one;
+	struct dirent *de;
+	DIR *dir;
+
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	if (!pid) {
+		assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL)
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9')
+			sched_setaffinity(atoi(de->d_name), sizeof(one), &one);
+	closedir(dir);
+}
+
+/* With the target and the reader sharing one CPU, the spinner is running but
+ * preempted whenever the reader runs: the BPF reader must take its stack from
+ * its thread's registers (inside main.spinner), process_vm_readv cannot see
+ * those and must report it running without a stack. */
+static void test_reader_takes_a_preempted_goroutine_from_its_thread(void **state)
+{
+	const char *path = fixture("1.23", ".pie");
+	cpu_set_t all;
+	struct target t;
+	int from_thread = 0, vm_ok = 0;
+
+	if (!path || !bpf)
+		skip();
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	target_start(&t, path, 100);
+	pin_to_cpu0(t.pid);
+	pin_to_cpu0(0);
+	usleep(100000);
+	for (int i = 0; i < 20; i++) {
+		struct raw_snapshot s;
+
+		must_take(&t, i % 2 == 0, NULL, &s);
+		for (size_t k = 0; k < s.n; k++) {
+			const struct raw_g *g = &s.gs[k];
+			const struct gofunc *f;
+
+			if (strcmp(start_func(&t, g), "main.spinner") || (g->status & ~(uint32_t)G_SCAN) != G_RUNNING)
+				continue;
+			check_spinner(g, s.reader);
+			if (!strcmp(s.reader, "process_vm_readv")) {
+				vm_ok += !g->regs_valid && g->stack_len == 0;
+				continue;
+			}
+			if (!g->regs_valid || !g->stack_len || g->torn)
+				continue;
+			f = pcln_find(t.bin->pcln, g->ip - t.bias);
+			assert_non_null(f);
+			assert_string_equal(f->name, "main.spinner");
+			assert_true(g->sp >= hdr_u64(g, t.bin->offsets.g_stack_lo));
+			assert_int_equal(g->stack_addr, g->sp);
+			from_thread++;
+		}
+		raw_snapshot_free(&s);
+	}
+	sched_setaffinity(0, sizeof(all), &all);
+	printf("spinner preempted: stack from its thread's registers in %d of 10 bpf snapshots, "
+	       "running without a stack in %d of 10 process_vm_readv ones\n",
+	       from_thread, vm_ok);
+	assert_true(from_thread > 0);
+	check_alive(&t);
+	target_stop(&t);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+#define RUNS 15
+
+/* Median time of RUNS snapshots of n goroutines per reader (printed, loosely bounded). */
+static void time_readers(const char *path, int n)
+{
+	uint64_t ns[2][RUNS];
+	struct target t;
+
+	target_start(&t, path, n);
+	for (int use_bpf = 0; use_bpf < 2; use_bpf++) {
+		if (use_bpf && !bpf)
+			continue;
+		for (int i = 0; i < RUNS; i++) {
+			struct raw_snapshot s;
+
+			must_take(&t, use_bpf, NULL, &s);
+			assert_true(s.n >= (size_t)n);
+			ns[use_bpf][i] = s.duration_ns;
+			raw_snapshot_free(&s);
+		}
+		qsort(ns[use_bpf], RUNS, sizeof(uint64_t), cmp_u64);
+		printf("%6d goroutines  %-16s median %7.2f ms  min %7.2f ms  (%.2f us/goroutine)\n", n,
+		       use_bpf ? "bpf" : "process_vm_readv", ns[use_bpf][RUNS / 2] / 1e6, ns[use_bpf][0] / 1e6,
+		       ns[use_bpf][RUNS / 2] / 1e3 / n);
+		assert_true(ns[use_bpf][RUNS / 2] < 2000000000ull);
+	}
+	check_alive(&t);
+	target_stop(&t);
+}
+
+static void test_reader_timing(void **state)
+{
+	const char *path = fixture("1.23", "");
+
+	if (!path)
+		skip();
+	time_readers(path, 1000);
+	time_readers(path, 10000);
+}
+
+static int load_bpf(void **state)
+{
+	uint64_t t0 = reader_now_ns(CLOCK_MONOTONIC);
+	int rc = reader_bpf_open(&bpf);
+
+	if (rc) {
+		printf("note: BPF reader unavailable, checking process_vm_readv only: %s\n", err_msg(rc));
+		bpf = NULL;
+	} else {
+		printf("BPF reader loaded in %.1f ms\n", (reader_now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
+	}
+	return 0;
+}
+
+static int unload_bpf(void **state)
+{
+	reader_bpf_close(bpf);
+	bpf = NULL;
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_reader_copies_every_goroutine_of_each_go_version, kill_children),
+	    cmocka_unit_test_teardown(test_reader_reports_a_dead_pid, kill_children),
+	    cmocka_unit_test_teardown(test_reader_refuses_a_process_that_is_not_go, kill_children),
+	    cmocka_unit_test_teardown(test_reader_honours_limits, kill_children),
+	    cmocka_unit_test_teardown(test_reader_bpf_resumes_when_the_ring_fills, kill_children),
+	    cmocka_unit_test_teardown(test_reader_falls_back_without_bpf_permission, kill_children),
+	    cmocka_unit_test_teardown(test_reader_takes_a_preempted_goroutine_from_its_thread, kill_children),
+	    cmocka_unit_test_teardown(test_reader_timing, kill_children),
+	};
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return cmocka_run_group_tests(tests, load_bpf, unload_bpf);
+}

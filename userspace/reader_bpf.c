@@ -1,0 +1,326 @@
+/* reader_bpf.c - the BPF goroutine reader: loads bpf/snapshot.bpf.c (a sleepable
+ * task iterator), runs it over the target's threads, and drains its ring buffer
+ * into struct raw_g records. Also reader_snapshot(), which tries this reader
+ * and falls back to process_vm_readv (reader_vm.c).
+ *
+ * The walk stops when the ring buffer is full and records where; each run is
+ * followed by draining the ring and, if needed, another run from that index,
+ * so any number of goroutines fits through a fixed-size ring.
+ */
+#include "reader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/types.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../bpf/snapshot.h"
+#include "buf.h"
+#include "err.h"
+#include "snapshot.skel.h"
+
+#define RING_BYTES     (32u << 20)
+#define MIN_RING_BYTES (2u << 20) /* holds the largest record (SNAP_STACK_MAX) */
+#define MAX_RUNS       100000
+
+struct reader_bpf {
+	struct snapshot_bpf *skel;
+	struct ring_buffer *ring;
+	/* The snapshot being taken. */
+	const struct go_offsets *off;
+	struct buf gs;	    /* struct raw_g */
+	struct buf threads; /* struct raw_thread */
+};
+
+static char libbpf_msg[256];
+
+/* Keeps libbpf quiet (a failed load is not an error here: there is a fallback)
+ * but remembers its last warning; GLIMPSE_BPF_DEBUG=1 shows everything. */
+static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	const char *debug = getenv("GLIMPSE_BPF_DEBUG");
+	va_list copy;
+	size_t n;
+
+	if (debug && *debug && strcmp(debug, "0")) {
+		va_copy(copy, ap);
+		vfprintf(stderr, fmt, copy);
+		va_end(copy);
+	}
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(libbpf_msg, sizeof(libbpf_msg), fmt, ap);
+	n = strlen(libbpf_msg);
+	while (n && (libbpf_msg[n - 1] == '\n' || libbpf_msg[n - 1] == ' '))
+		libbpf_msg[--n] = '\0';
+	return 0;
+}
+
+static void add_thread(struct reader_bpf *r, const struct snap_thread *rec)
+{
+	struct raw_thread t = {
+	    .tid = rec->tid,
+	    .on_cpu = rec->on_cpu,
+	    .regs_valid = !rec->on_cpu,
+	    .ip = rec->ip,
+	    .sp = rec->sp,
+	    .bp = rec->bp,
+	    .fsbase = rec->fsbase,
+	};
+	struct raw_thread *have = (struct raw_thread *)r->threads.p;
+	size_t n = r->threads.len / sizeof(t);
+
+	/* Every run reports every thread again: keep the latest. */
+	for (size_t i = 0; i < n; i++) {
+		if (have[i].tid == t.tid) {
+			have[i] = t;
+			return;
+		}
+	}
+	buf_add(&r->threads, &t, sizeof(t));
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct reader_bpf *r = ctx;
+	const struct snap_g *h = data;
+	uint8_t *mem;
+
+	if (size < sizeof(__u32))
+		return 0;
+	if (h->kind == SNAP_REC_THREAD && size >= sizeof(struct snap_thread)) {
+		add_thread(r, data);
+		return 0;
+	}
+	if (h->kind != SNAP_REC_G || size < sizeof(*h) || h->g_len > SNAP_G_MAX || size < sizeof(*h) + h->stack_len)
+		return 0;
+	mem = xmalloc(h->g_len + h->stack_len);
+	memcpy(mem, h->g, h->g_len);
+	memcpy(mem + h->g_len, (const uint8_t *)data + sizeof(*h), h->stack_len);
+	reader_add_g(&r->gs, h, mem, r->off);
+	return 0;
+}
+
+static int load_failed(int rc, const char *what)
+{
+	if (rc == -EPERM)
+		return err_set(EPERM, "%s: %s (needs root, or CAP_BPF and CAP_PERFMON)", what, strerror(-rc));
+	if (rc == -EACCES)
+		return err_set(EACCES, "%s: rejected by the kernel's verifier (GLIMPSE_BPF_DEBUG=1 shows why)", what);
+	if (libbpf_msg[0])
+		return err_set(-rc, "%s: %s (libbpf: %s)", what, strerror(-rc), libbpf_msg);
+	return err_set(-rc, "%s: %s", what, strerror(-rc));
+}
+
+int reader_bpf_open(struct reader_bpf **out)
+{
+	return reader_bpf_open_ring(0, out);
+}
+
+int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
+{
+	struct reader_bpf *r;
+	libbpf_print_fn_t old;
+	int rc = 0;
+
+	*out = NULL;
+	if (!ring_bytes)
+		ring_bytes = RING_BYTES;
+	if (ring_bytes < MIN_RING_BYTES || (ring_bytes & (ring_bytes - 1)))
+		return err_set(EINVAL, "BPF ring buffer of %u bytes: want a power of two of at least %u", ring_bytes,
+			       MIN_RING_BYTES);
+	r = xcalloc(1, sizeof(*r));
+	old = libbpf_set_print(quiet_print);
+	libbpf_msg[0] = '\0';
+	r->skel = snapshot_bpf__open();
+	if (!r->skel) {
+		rc = load_failed(-errno, "opening the BPF snapshot program");
+		goto fail;
+	}
+	rc = bpf_map__set_max_entries(r->skel->maps.records, ring_bytes);
+	if (rc) {
+		rc = load_failed(rc, "sizing the BPF ring buffer");
+		goto fail;
+	}
+	rc = snapshot_bpf__load(r->skel);
+	if (rc) {
+		rc = load_failed(rc, "loading the BPF snapshot program");
+		goto fail;
+	}
+	r->ring = ring_buffer__new(bpf_map__fd(r->skel->maps.records), on_record, r, NULL);
+	if (!r->ring) {
+		rc = load_failed(-errno, "mapping the BPF ring buffer");
+		goto fail;
+	}
+	libbpf_set_print(old);
+	*out = r;
+	return 0;
+fail:
+	libbpf_set_print(old);
+	reader_bpf_close(r);
+	return rc;
+}
+
+void reader_bpf_close(struct reader_bpf *r)
+{
+	if (!r)
+		return;
+	ring_buffer__free(r->ring);
+	snapshot_bpf__destroy(r->skel);
+	free(r);
+}
+
+/* The iterator over pid's threads only; over every task on kernels without
+ * that filter (the program itself skips other processes). */
+static struct bpf_link *attach(struct reader_bpf *r, pid_t pid)
+{
+	union bpf_iter_link_info info = {0};
+	LIBBPF_OPTS(bpf_iter_attach_opts, opts, .link_info = &info, .link_info_len = sizeof(info));
+	struct bpf_link *link;
+
+	info.task.pid = pid;
+	link = bpf_program__attach_iter(r->skel->progs.snapshot_walk, &opts);
+	if (link)
+		return link;
+	return bpf_program__attach_iter(r->skel->progs.snapshot_walk, NULL);
+}
+
+/* One pass of the iterator, then drains what it wrote. */
+static int run_once(struct reader_bpf *r, struct bpf_link *link, pid_t pid)
+{
+	char sink[64];
+	ssize_t n;
+	int fd, rc;
+
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0)
+		return err_set(errno, "creating the BPF task iterator for pid %d: %s", (int)pid, strerror(errno));
+	while ((n = read(fd, sink, sizeof(sink))) > 0)
+		;
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	if (rc)
+		return err_set(-rc, "running the BPF task iterator for pid %d: %s", (int)pid, strerror(-rc));
+	rc = ring_buffer__consume(r->ring);
+	if (rc < 0)
+		return err_set(-rc, "draining the BPF ring buffer: %s", strerror(-rc));
+	return 0;
+}
+
+/* Runs the walk until it has covered allgs, resuming where the ring filled up. */
+static int run_walk(struct reader_bpf *r, struct bpf_link *link, pid_t pid, struct raw_snapshot *out)
+{
+	struct snap_ctl *ctl = &r->skel->bss->ctl;
+	struct snap_params *p = &r->skel->bss->params;
+	int rc;
+
+	memset(ctl, 0, sizeof(*ctl));
+	for (unsigned int run = 0; run < MAX_RUNS; run++) {
+		__u32 start = ctl->next;
+
+		p->start = start;
+		ctl->walked = ctl->done = ctl->full = ctl->threads_lost = 0;
+		rc = run_once(r, link, pid);
+		if (rc)
+			return rc;
+		out->runs++;
+		if (ctl->err)
+			return reader_allgs_error(ctl->err, pid, ctl->err_addr);
+		if (!ctl->walked)
+			return err_set(ESRCH, "no process with pid %d", (int)pid);
+		if (ctl->done && !ctl->threads_lost)
+			return 0;
+		if (ctl->full && ctl->next == start)
+			return err_set(ENOSPC, "a goroutine record does not fit in the BPF ring buffer");
+	}
+	return err_set(EAGAIN, "pid %d: the BPF walk did not finish in %d runs", (int)pid, MAX_RUNS);
+}
+
+static void drop_partial(struct reader_bpf *r)
+{
+	struct raw_g *gs = (struct raw_g *)r->gs.p;
+
+	for (size_t i = 0; i < r->gs.len / sizeof(*gs); i++)
+		free(gs[i].hdr);
+	buf_free(&r->gs);
+	buf_free(&r->threads);
+}
+
+int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets *off, uint64_t bias,
+			const struct read_limits *lim, struct raw_snapshot *out)
+{
+	struct bpf_link *link;
+	uint64_t t0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = reader_params(pid, off, bias, lim, &r->skel->bss->params);
+	if (rc)
+		return rc;
+	r->off = off;
+	t0 = reader_now_ns(CLOCK_MONOTONIC);
+	link = attach(r, pid);
+	if (!link)
+		return err_set(errno, "attaching the BPF task iterator: %s", strerror(errno));
+	out->setup_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
+	out->reader = "bpf";
+	out->started_ns = reader_now_ns(CLOCK_REALTIME);
+	t0 = reader_now_ns(CLOCK_MONOTONIC);
+	rc = run_walk(r, link, pid, out);
+	bpf_link__destroy(link);
+	if (rc) {
+		drop_partial(r);
+		memset(out, 0, sizeof(*out));
+		return rc;
+	}
+	out->allglen = r->skel->bss->ctl.len;
+	out->truncated = r->skel->bss->ctl.truncated;
+	out->nthreads = r->threads.len / sizeof(struct raw_thread);
+	out->threads = (struct raw_thread *)buf_detach(&r->threads);
+	reader_finish(out, &r->gs);
+	out->duration_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
+	return 0;
+}
+
+int reader_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
+		    bool allow_bpf, struct raw_snapshot *out)
+{
+	struct snap_params p;
+	struct reader_bpf *r;
+	char why[sizeof(out->fallback)] = "";
+	uint64_t t0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = reader_params(pid, off, bias, lim, &p);
+	if (rc)
+		return rc;
+	if (allow_bpf) {
+		t0 = reader_now_ns(CLOCK_MONOTONIC);
+		rc = reader_bpf_open(&r);
+		if (!rc) {
+			uint64_t load_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
+
+			rc = reader_bpf_snapshot(r, pid, off, bias, lim, out);
+			reader_bpf_close(r);
+			out->setup_ns += load_ns;
+			if (!rc)
+				return 0;
+			/* The other reader would fail the same way. */
+			if (rc == -ESRCH || rc == -GLIMPSE_ENOTGO)
+				return rc;
+		}
+		snprintf(why, sizeof(why), "BPF reader unavailable: %s", err_msg(rc));
+		err_clear();
+	}
+	rc = reader_vm_snapshot(pid, off, bias, lim, out);
+	if (rc)
+		return why[0] ? err_wrap(rc, "%s; process_vm_readv", why) : rc;
+	snprintf(out->fallback, sizeof(out->fallback), "%s", why);
+	return 0;
+}

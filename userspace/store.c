@@ -1,0 +1,295 @@
+/* store.c - open, create and migrate the SQLite store; cached statements. */
+#include "store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct embedded {
+	const char *name;
+	const unsigned char *data;
+	size_t len;
+};
+const struct embedded *embedded_file(const char *name);
+
+#define STMT_CACHE 64
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	struct {
+		const char *sql;
+		sqlite3_stmt *stmt;
+	} cache[STMT_CACHE];
+};
+
+int store_error(sqlite3 *db, int rc, const char *what)
+{
+	const char *m = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+
+	if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT)
+		return err_set(EIO, "%s: database is corrupt or not a database: %s", what, m);
+	return err_set(EIO, "%s: %s", what, m);
+}
+
+sqlite3 *store_db(struct store *st)
+{
+	return st->db;
+}
+
+const char *store_path(const struct store *st)
+{
+	return st->path;
+}
+
+static int exec(struct store *st, const char *sql, const char *what)
+{
+	char *emsg = NULL;
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &emsg);
+
+	if (rc != SQLITE_OK) {
+		int r = err_set(EIO, "%s: %s: %s", st->path, what, emsg ? emsg : sqlite3_errstr(rc));
+
+		if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT)
+			r = err_set(EIO, "%s: database is corrupt or not a database (%s)", st->path,
+				    emsg ? emsg : sqlite3_errstr(rc));
+		sqlite3_free(emsg);
+		return r;
+	}
+	return 0;
+}
+
+int store_begin(struct store *st)
+{
+	return exec(st, "BEGIN IMMEDIATE", "begin");
+}
+
+int store_commit(struct store *st)
+{
+	return exec(st, "COMMIT", "commit");
+}
+
+void store_rollback(struct store *st)
+{
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static sqlite3_stmt *prepare(struct store *st, const char *sql, int *rc)
+{
+	int i;
+
+	for (i = 0; i < STMT_CACHE && st->cache[i].sql; i++)
+		if (st->cache[i].sql == sql) {
+			sqlite3_reset(st->cache[i].stmt);
+			sqlite3_clear_bindings(st->cache[i].stmt);
+			*rc = SQLITE_OK;
+			return st->cache[i].stmt;
+		}
+	if (i == STMT_CACHE) {
+		*rc = SQLITE_FULL;
+		return NULL;
+	}
+	*rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->cache[i].stmt, NULL);
+	if (*rc != SQLITE_OK)
+		return NULL;
+	st->cache[i].sql = sql;
+	return st->cache[i].stmt;
+}
+
+int store_run(struct store *st, const char *sql, int64_t *id, const char *types, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+	int rc, n = 1;
+
+	s = prepare(st, sql, &rc);
+	if (!s)
+		return store_error(st->db, rc, "prepare");
+	va_start(ap, types);
+	for (const char *t = types; *t; t++, n++) {
+		switch (*t) {
+		case 'i': sqlite3_bind_int64(s, n, va_arg(ap, int64_t)); break;
+		case 'z': {
+			int64_t v = va_arg(ap, int64_t);
+
+			if (v)
+				sqlite3_bind_int64(s, n, v);
+			else
+				sqlite3_bind_null(s, n);
+			break;
+		}
+		case 'd': sqlite3_bind_double(s, n, va_arg(ap, double)); break;
+		case 't': {
+			const char *v = va_arg(ap, const char *);
+
+			if (v)
+				sqlite3_bind_text(s, n, v, -1, SQLITE_TRANSIENT);
+			else
+				sqlite3_bind_null(s, n);
+			break;
+		}
+		default:
+			va_end(ap);
+			return err_set(EINVAL, "store_run: bad type letter '%c'", *t);
+		}
+	}
+	va_end(ap);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (id)
+			*id = sqlite3_column_int64(s, 0);
+	} else if (rc == SQLITE_DONE) {
+		if (id)
+			*id = sqlite3_stmt_readonly(s) ? 0 : sqlite3_last_insert_rowid(st->db);
+	} else {
+		rc = store_error(st->db, rc, st->path);
+		sqlite3_reset(s);
+		return rc;
+	}
+	sqlite3_reset(s);
+	return 0;
+}
+
+/* Reads meta.schema_version: 0 for an empty database, -1 for a database with
+ * tables but no glimpse meta table. */
+static int schema_version(struct store *st, int *version)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*version = 0;
+	rc = sqlite3_prepare_v2(st->db, "SELECT count(*), sum(name = 'meta') FROM sqlite_schema", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return store_error(st->db, rc, st->path);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		rc = store_error(st->db, rc, st->path);
+		sqlite3_finalize(s);
+		return rc;
+	}
+	if (sqlite3_column_int(s, 0) > 0 && sqlite3_column_int(s, 1) == 0)
+		*version = -1;
+	sqlite3_finalize(s);
+	if (*version < 0)
+		return 0;
+	rc = sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &s, NULL);
+	if (rc != SQLITE_OK) /* empty database: no meta table yet */
+		return 0;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*version = atoi((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return 0;
+}
+
+static int migrate(struct store *st)
+{
+	const struct embedded *schema = embedded_file("schema/store.sql");
+	int version, rc;
+	char sql[128];
+
+	rc = schema_version(st, &version);
+	if (rc)
+		return rc;
+	if (version < 0)
+		return err_set(EINVAL, "%s is not a glimpse database (it has other tables); choose another --db",
+			       st->path);
+	if (version > STORE_SCHEMA_VERSION)
+		return err_set(EINVAL, "%s was written by a newer glimpse (schema %d, this glimpse knows %d)",
+			       st->path, version, STORE_SCHEMA_VERSION);
+	if (version == STORE_SCHEMA_VERSION)
+		return 0;
+	if (!schema)
+		return err_set(ENOENT, "schema/store.sql is not compiled into this glimpse");
+	rc = store_begin(st);
+	if (!rc)
+		rc = exec(st, (const char *)schema->data, "creating the schema");
+	snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta VALUES ('schema_version', '%d')",
+		 STORE_SCHEMA_VERSION);
+	if (!rc)
+		rc = exec(st, sql, "recording the schema version");
+	if (!rc)
+		return store_commit(st);
+	store_rollback(st);
+	return rc;
+}
+
+static int open_db(const char *path, int flags, struct store **out)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	int rc;
+
+	*out = NULL;
+	st->path = xstrdup(path);
+	rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		rc = err_set(EIO, "cannot open database %s: %s", path,
+			     st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		store_close(st);
+		return rc;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, 5000);
+	*out = st;
+	return 0;
+}
+
+int store_open(const char *path, struct store **out)
+{
+	struct store *st;
+	int rc = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &st);
+
+	if (rc)
+		return rc;
+	/* Checks the file before changing anything: a corrupt file fails here. */
+	rc = exec(st, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", "configuring");
+	if (!rc)
+		rc = migrate(st);
+	if (!rc)
+		rc = exec(st, "PRAGMA journal_mode = WAL", "switching to WAL");
+	if (rc) {
+		store_close(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+int store_open_readonly(const char *path, struct store **out)
+{
+	struct store *st;
+	struct stat sb;
+	int rc, version;
+
+	if (stat(path, &sb) != 0)
+		return err_set(ENOENT, "no database at %s", path);
+	rc = open_db(path, SQLITE_OPEN_READONLY, &st);
+	if (rc)
+		return rc;
+	rc = exec(st, "PRAGMA query_only = ON", "configuring");
+	if (!rc)
+		rc = schema_version(st, &version);
+	if (!rc && version <= 0)
+		rc = err_set(EINVAL, "%s is not a glimpse database", path);
+	if (rc) {
+		store_close(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < STMT_CACHE && st->cache[i].sql; i++)
+		sqlite3_finalize(st->cache[i].stmt);
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+}
