@@ -46,8 +46,13 @@ void json_end(struct json *j)
 
 void json_key(struct json *j, const char *key)
 {
+	json_keyn(j, key, strlen(key));
+}
+
+void json_keyn(struct json *j, const char *key, size_t n)
+{
 	sep(j);
-	json_quote(j->out, key, strlen(key));
+	json_quote(j->out, key, n);
 	buf_putc(j->out, ':');
 	j->after_key = true;
 }

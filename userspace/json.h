@@ -27,6 +27,7 @@ void json_obj(struct json *j);
 void json_arr(struct json *j);
 void json_end(struct json *j);	/* closes the innermost object or array */
 void json_key(struct json *j, const char *key);
+void json_keyn(struct json *j, const char *key, size_t n);
 void json_str(struct json *j, const char *s);
 void json_strn(struct json *j, const char *s, size_t n);
 void json_int(struct json *j, int64_t v);
