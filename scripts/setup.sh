@@ -87,6 +87,17 @@ for v in 1.21 1.22 1.23; do apt_install -t bookworm-backports "golang-$v-go"; do
 apt_install -t trixie golang-1.24-go
 for v in 1.25 1.26; do apt_install -t trixie-backports "golang-$v-go"; done
 
+# A real stripped Go service from Debian for the tests (never started as a service here:
+# policy-rc.d forbids it for the length of the install; the tests run it on loopback).
+if [ -n "$(missing prometheus-node-exporter)" ]; then
+	had_policy=0
+	[ -e /usr/sbin/policy-rc.d ] && had_policy=1
+	[ "$had_policy" = 1 ] || printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	apt_install prometheus-node-exporter || true
+	[ "$had_policy" = 1 ] || rm -f /usr/sbin/policy-rc.d
+fi
+
 # Kernel file systems glimpse uses.
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null ||

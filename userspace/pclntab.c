@@ -287,6 +287,7 @@ static int load_funcs(struct pcln *p, uint64_t text)
 		f->entry = text + entryoff;
 		f->funcoff = p->pclntable.off + funcoff;
 		f->name = funcname_at(p, (int32_t)le32(p->tab + f->funcoff + 4));
+		f->funcid = p->tab[f->funcoff + hsize - 4];
 		if (!f->name)
 			return err_set(GLIMPSE_ECORRUPT, "pclntab: bad name of function %zu", i);
 	}
@@ -575,7 +576,8 @@ int pcln_spdelta(const struct pcln *p, const struct gofunc *f, uint64_t pc)
 }
 
 /* Name and parentPc of entry ix of the inline tree at inltree. */
-static int inlined_call(const struct pcln *p, uint64_t inltree, int32_t ix, const char **name, int32_t *parent_pc)
+static int inlined_call(const struct pcln *p, uint64_t inltree, int32_t ix, const char **name, int32_t *parent_pc,
+			uint8_t *funcid)
 {
 	uint8_t ic[20];
 	size_t size = p->go120 ? 16 : 20;
@@ -588,6 +590,7 @@ static int inlined_call(const struct pcln *p, uint64_t inltree, int32_t ix, cons
 	 * 1.18/1.19: parent, funcID, _, file, line, func_ (name offset), parentPc. */
 	*name = funcname_at(p, (int32_t)le32(ic + (p->go120 ? 4 : 12)));
 	*parent_pc = (int32_t)le32(ic + (p->go120 ? 8 : 16));
+	*funcid = ic[p->go120 ? 0 : 2];
 	if (!*name)
 		return err_set(GLIMPSE_ECORRUPT, "pclntab: bad inline tree entry %d", ix);
 	return 0;
@@ -621,15 +624,25 @@ int pcln_frames(const struct pcln *p, const struct gofunc *f, uint64_t pc, struc
 		if (rc)
 			return rc;
 		fr->func = f->name;
+		fr->funcid = f->funcid;
 		fr->inlined = ix >= 0;
 		if (ix < 0)
 			break;
-		rc = inlined_call(p, inltree, ix, &fr->func, &parent_pc);
+		rc = inlined_call(p, inltree, ix, &fr->func, &parent_pc, &fr->funcid);
 		if (rc)
 			return rc;
 		pc = f->entry + (uint32_t)parent_pc;
 	}
 	return n;
+}
+
+bool pcln_is_wrapper(const struct pcln *p, uint8_t funcid)
+{
+	/* abi.FuncIDWrapper is the last FuncID; the list grew in 1.22 (corostart)
+	 * and 1.25 (runCleanups). */
+	int minor = p->bin->go_minor;
+
+	return funcid == (minor >= 25 ? 23 : minor >= 22 ? 22 : 21);
 }
 
 /* Number of entries in the file table (pcHeader.nfiles). */

@@ -25,6 +25,7 @@ enum reader_choice {
 
 struct snapshot_opts {
 	bool vars;			/* decode variables (needs DWARF) */
+	bool runtime_vars;		/* also in frames of the runtime and internal packages */
 	enum reader_choice reader;
 	struct read_limits read;
 	struct decode_limits decode;

@@ -17,7 +17,7 @@
 #include "store.h"
 
 static const char usage_text[] =
-	"usage: glimpse snapshot --pid PID [--db FILE | --no-store] [--json] [--no-vars]\n"
+	"usage: glimpse snapshot --pid PID [--db FILE | --no-store] [--json] [--no-vars | --all-vars]\n"
 	"                        [--max-string N] [--max-depth N] [--max-entries N] [--max-stack BYTES]\n"
 	"                        [--reader bpf|process_vm_readv]\n"
 	"\n"
@@ -29,6 +29,7 @@ static const char usage_text[] =
 	"  --no-store         print only, store nothing\n"
 	"  --json             print one JSON object\n"
 	"  --no-vars          skip variables (stacks and states only)\n"
+	"  --all-vars         also read variables of runtime.* and internal/* frames\n"
 	"  --max-string N     bytes of a string value shown (default 256)\n"
 	"  --max-depth N      pointers followed from a variable (default 4)\n"
 	"  --max-entries N    elements of a slice/array/map shown (default 16)\n"
@@ -142,6 +143,8 @@ void snapshot_json(const struct snapshot *s, struct buf *out)
 	buf_putc(out, '\n');
 }
 
+#define TEXT_VALUE_MAX 160	/* bytes of a value's JSON shown in text output */
+
 /* Goroutines with the same stack, status and wait reason, like pprof's debug=1. */
 struct group {
 	size_t first, count;
@@ -180,7 +183,10 @@ static void print_vars(struct buf *out, const struct snap_goroutine *g)
 			if (!any)
 				buf_printf(out, "      #%d %s:", f, fr->func);
 			any = true;
-			if (sv->value)
+			if (sv->value && strlen(sv->value) > TEXT_VALUE_MAX)
+				buf_printf(out, " %s=%.*s…(%zu more bytes; see --json)", sv->name, TEXT_VALUE_MAX, sv->value,
+					   strlen(sv->value) - TEXT_VALUE_MAX);
+			else if (sv->value)
 				buf_printf(out, " %s=%s%s", sv->name, sv->value, sv->truncated ? "(truncated)" : "");
 			else
 				buf_printf(out, " %s=<%s>", sv->name, sv->unavailable ? sv->unavailable : "unavailable");
@@ -273,7 +279,7 @@ static int run(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, 'p' }, { "db", required_argument, NULL, 'd' },
 		{ "no-store", no_argument, NULL, 'N' }, { "json", no_argument, NULL, 'j' },
-		{ "no-vars", no_argument, NULL, 'V' }, { "max-string", required_argument, NULL, 's' },
+		{ "no-vars", no_argument, NULL, 'V' }, { "all-vars", no_argument, NULL, 'A' }, { "max-string", required_argument, NULL, 's' },
 		{ "max-depth", required_argument, NULL, 'D' }, { "max-entries", required_argument, NULL, 'e' },
 		{ "max-stack", required_argument, NULL, 'S' }, { "reader", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
@@ -302,6 +308,7 @@ static int run(int argc, char **argv)
 		case 'N': store = false; break;
 		case 'j': json_output = true; break;
 		case 'V': o.vars = false; break;
+		case 'A': o.runtime_vars = true; break;
 		case 's':
 		case 'D':
 		case 'e':

@@ -75,10 +75,14 @@ class Target:
                 self.proc.wait()
 
 
-def start_target(path, *args, timeout=60):
-    """Starts a fixture binary and waits for its 'ready pid=N http=ADDR' line."""
-    proc = subprocess.Popen([path, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+def start_target(path, *args, timeout=60, env=None, user=None):
+    """Starts a fixture binary and waits for its 'ready pid=N http=ADDR' line.
+    env adds environment variables; user runs it as that user (root only)."""
+    cmd = [path, *map(str, args)]
+    if user:
+        cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=dict(os.environ, **(env or {})))
     _procs.append(proc)
     deadline = time.time() + timeout
     line = proc.stdout.readline()
