@@ -399,6 +399,13 @@ int snapshot_take(const struct gobin *bin, pid_t pid, const struct snapshot_opts
 	}
 	if (rc)
 		return rc;
+	if (raw.n == 0) {
+		/* A live Go process always has goroutines: an empty read is a failure. */
+		const char *reader = raw.reader ? raw.reader : "?";
+
+		raw_snapshot_free(&raw);
+		return err_set(EIO, "pid %d: the %s reader found no goroutines (allgs looked empty)", (int)pid, reader);
+	}
 	snprintf(out->reader_note, sizeof(out->reader_note), "%s", raw.fallback);
 	t0 = now_ns(CLOCK_MONOTONIC);
 	mono_to_real = now_ns(CLOCK_REALTIME) - t0;
