@@ -26,38 +26,81 @@
 #include "json.h"
 #include "pclntab.h"
 
-#define ELLIPSIS "\xe2\x80\xa6"	/* U+2026, starts every truncation mark */
+#define ELLIPSIS "\xe2\x80\xa6" /* U+2026, starts every truncation mark */
 
-#define MAP_SLOTS 8		/* slots per classic bucket and per swiss group */
-#define MAP_MAX_INLINE 128	/* bigger keys/elems are stored through a pointer */
-#define TOPHASH_MIN 5		/* classic: smaller tophash values mark empty/evacuated cells */
-#define SWISS_CTRL_EMPTY 0x80	/* swiss: the high bit marks empty and deleted slots */
+#define MAP_SLOTS	   8	/* slots per classic bucket and per swiss group */
+#define MAP_MAX_INLINE	   128	/* bigger keys/elems are stored through a pointer */
+#define TOPHASH_MIN	   5	/* classic: smaller tophash values mark empty/evacuated cells */
+#define SWISS_CTRL_EMPTY   0x80 /* swiss: the high bit marks empty and deleted slots */
 #define MAX_OVERFLOW_CHAIN 1024
-#define MAX_SWISS_DIR (1u << 20)
-#define MAX_TYPE_NAME 1024
+#define MAX_SWISS_DIR	   (1u << 20)
+#define MAX_TYPE_NAME	   1024
+#define USER_ADDR_END	   (1ull << 56) /* x86-64 user space ends below, even with 5-level paging */
 
 /* Runtime type descriptor (internal/abi.Type, runtime._type): the same layout
  * from Go 1.19 to 1.26 on 64-bit. */
 enum {
-	RT_SIZE = 0, RT_TFLAG = 20, RT_KIND = 23, RT_STR = 40, RT_HDR = 48,
-	RT_PTR_ELEM = 48,	/* PtrType.Elem */
-	RT_TFLAG_UNCOMMON = 1 << 0, RT_TFLAG_EXTRA_STAR = 1 << 1,
-	RT_DIRECT_IFACE = 1 << 5,	/* in Kind before 1.26, in TFlag since */
+	RT_SIZE = 0,
+	RT_TFLAG = 20,
+	RT_KIND = 23,
+	RT_STR = 40,
+	RT_HDR = 48,
+	RT_PTR_ELEM = 48, /* PtrType.Elem */
+	RT_TFLAG_UNCOMMON = 1 << 0,
+	RT_TFLAG_EXTRA_STAR = 1 << 1,
+	RT_DIRECT_IFACE = 1 << 5, /* in Kind before 1.26, in TFlag since */
 	RT_KIND_MASK = 0x1f,
-	RTK_BOOL = 1, RTK_INT = 2, RTK_INT64 = 6, RTK_UINT = 7, RTK_UINTPTR = 12,
-	RTK_FLOAT32 = 13, RTK_FLOAT64 = 14, RTK_COMPLEX64 = 15, RTK_COMPLEX128 = 16,
-	RTK_STRING = 24, RTK_UNSAFEPTR = 26,
-	RTK_ARRAY = 17, RTK_CHAN = 18, RTK_FUNC = 19, RTK_INTERFACE = 20,
-	RTK_MAP = 21, RTK_PTR = 22, RTK_SLICE = 23, RTK_STRUCT = 25,
 };
 
-/* runtime.hmap (classic) and internal/runtime/maps.Map (swiss) fields. */
+/* abi.Kind values used here. */
 enum {
-	HMAP_COUNT = 0, HMAP_FLAGS = 8, HMAP_B = 9, HMAP_BUCKETS = 16, HMAP_OLDBUCKETS = 24,
-	HMAP_SIZE = 48, HMAP_SAME_SIZE_GROW = 8,
-	SMAP_USED = 0, SMAP_DIRPTR = 16, SMAP_DIRLEN = 24, SMAP_SIZE = 48,
-	STABLE_GROUPS = 16, STABLE_MASK = 24, STABLE_SIZE = 32,
-	HCHAN_QCOUNT = 0, HCHAN_DATAQSIZ = 8, HCHAN_CLOSED = 28, HCHAN_SIZE = 32,
+	RTK_BOOL = 1,
+	RTK_INT = 2, /* .. RTK_INT64: int, int8, int16, int32, int64 */
+	RTK_INT64 = 6,
+	RTK_UINT = 7, /* .. uint64, then uintptr */
+	RTK_UINTPTR = 12,
+	RTK_FLOAT32 = 13,
+	RTK_FLOAT64 = 14,
+	RTK_COMPLEX64 = 15,
+	RTK_COMPLEX128 = 16,
+	RTK_ARRAY = 17,
+	RTK_CHAN = 18,
+	RTK_FUNC = 19,
+	RTK_INTERFACE = 20,
+	RTK_MAP = 21,
+	RTK_PTR = 22,
+	RTK_SLICE = 23,
+	RTK_STRING = 24,
+	RTK_STRUCT = 25,
+	RTK_UNSAFEPTR = 26,
+};
+
+/* Offsets in the runtime structures read here: the same in every supported
+ * version (checked against each version's source). */
+enum {
+	/* runtime.hmap: the classic map header, Go 1.19 to 1.23 */
+	HMAP_COUNT = 0,
+	HMAP_FLAGS = 8,
+	HMAP_B = 9,
+	HMAP_BUCKETS = 16,
+	HMAP_OLDBUCKETS = 24,
+	HMAP_SIZE = 48,
+	HMAP_SAME_SIZE_GROW = 8, /* flag: growing to the same number of buckets */
+	/* internal/runtime/maps.Map: the swiss map header, Go 1.24+ */
+	SMAP_USED = 0,
+	SMAP_DIRPTR = 16,
+	SMAP_DIRLEN = 24,
+	SMAP_SIZE = 48,
+	/* internal/runtime/maps.table */
+	STABLE_GROUPS = 16, /* groups.data */
+	STABLE_MASK = 24,   /* groups.lengthMask */
+	STABLE_SIZE = 32,
+	/* runtime.hchan */
+	HCHAN_QCOUNT = 0,
+	HCHAN_DATAQSIZ = 8,
+	HCHAN_CLOSED = 28,
+	HCHAN_SIZE = 32,
+	/* runtime.itab / internal/abi.ITab */
 	ITAB_TYPE = 8,
 };
 
@@ -80,10 +123,17 @@ static int64_t rd_int(const uint8_t *p, uint64_t size)
 	int32_t i32;
 
 	switch (size) {
-	case 1: memcpy(&i8, p, 1); return i8;
-	case 2: memcpy(&i16, p, 2); return i16;
-	case 4: memcpy(&i32, p, 4); return i32;
-	default: return (int64_t)rd64(p);
+	case 1:
+		memcpy(&i8, p, 1);
+		return i8;
+	case 2:
+		memcpy(&i16, p, 2);
+		return i16;
+	case 4:
+		memcpy(&i32, p, 4);
+		return i32;
+	default:
+		return (int64_t)rd64(p);
 	}
 }
 
@@ -126,6 +176,13 @@ void decoder_init(struct decoder *d, const struct gobin *bin, mem_read_fn read, 
 
 /* ---- reading ---- */
 
+/* Could [addr, addr + n) be user memory? Garbage pointers (torn reads, dead
+ * objects) are turned away here, before any reader sees them. */
+static bool user_range(uint64_t addr, size_t n)
+{
+	return addr && addr < USER_ADDR_END && n <= USER_ADDR_END - addr;
+}
+
 /* Reads n bytes of the value at run-time addr, within the byte budget.
  * Returns 0, -E2BIG (budget spent: marks the value truncated) or -EFAULT. */
 static int fetch(struct decoder *d, uint64_t addr, void *dst, size_t n)
@@ -135,7 +192,7 @@ static int fetch(struct decoder *d, uint64_t addr, void *dst, size_t n)
 		return -E2BIG;
 	}
 	d->used += n;
-	if (!addr || d->read(d->ctx, addr, dst, n) < 0)
+	if (!user_range(addr, n) || d->read(d->ctx, addr, dst, n) < 0)
 		return -EFAULT;
 	return 0;
 }
@@ -148,11 +205,13 @@ static int meta_read(struct decoder *d, uint64_t addr, void *dst, size_t n)
 	if (addr >= d->bias && gobin_read(d->bin, addr - d->bias, dst, n) == 0)
 		return 0;
 	err_clear();
-	return addr && d->read(d->ctx, addr, dst, n) == 0 ? 0 : -EFAULT;
+	return user_range(addr, n) && d->read(d->ctx, addr, dst, n) == 0 ? 0 : -EFAULT;
 }
 
 static int meta_ptr(struct decoder *d, uint64_t addr, uint64_t *val)
 {
+	if (!user_range(addr, 8))
+		return -EFAULT;
 	if (d->read(d->ctx, addr, val, 8) == 0)
 		return 0;
 	if (addr < d->bias || gobin_read_ptr(d->bin, addr - d->bias, val) < 0) {
@@ -244,7 +303,10 @@ static uint64_t type_align(const struct gotype *t)
 	if (!t)
 		return 1;
 	switch (t->kind) {
-	case GT_BOOL: case GT_INT: case GT_UINT: case GT_FLOAT:
+	case GT_BOOL:
+	case GT_INT:
+	case GT_UINT:
+	case GT_FLOAT:
 		return t->size ? t->size : 1;
 	case GT_COMPLEX:
 		return t->size / 2;
@@ -303,7 +365,7 @@ static int string_text(struct decoder *d, uint64_t ptr, int64_t len, struct buf 
 	n = (uint64_t)len;
 	if (n > d->lim.max_string)
 		n = d->lim.max_string;
-	want = n < (uint64_t)len ? n + 1 : n;	/* one more byte: is the cut inside a rune? */
+	want = n < (uint64_t)len ? n + 1 : n; /* one more byte: is the cut inside a rune? */
 	s = xmalloc(want);
 	rc = fetch(d, ptr, s, want);
 	if (rc == -E2BIG) {
@@ -328,7 +390,7 @@ static void dec_string(struct decoder *d, const uint8_t *p, struct json *j)
 {
 	uint64_t ptr = rd64(p);
 	int64_t len = (int64_t)rd64(p + 8);
-	struct buf text = { 0 };
+	struct buf text = {0};
 	int rc = string_text(d, ptr, len, &text);
 
 	if (rc == -EINVAL)
@@ -406,7 +468,7 @@ static void dec_slice(struct decoder *d, const struct gotype *t, const uint8_t *
 	esize = t->elem->size;
 	n = (uint64_t)len < d->lim.max_entries ? (uint64_t)len : d->lim.max_entries;
 	room = d->lim.max_bytes - d->used;
-	if (esize && n * esize > room)	/* as many whole elements as the budget allows */
+	if (esize && n * esize > room) /* as many whole elements as the budget allows */
 		n = room / esize;
 	elems = xmalloc(n * esize);
 	rc = n && esize ? fetch(d, ptr, elems, n * esize) : 0;
@@ -488,7 +550,7 @@ static void dec_target(struct decoder *d, const struct gotype *t, uint64_t addr,
 	}
 	if (n > room)
 		n = room;
-	if (t->size && !n) {	/* the byte budget is spent */
+	if (t->size && !n) { /* the byte budget is spent */
 		d->truncated = true;
 		put_ptr(j, addr);
 		return;
@@ -522,11 +584,11 @@ static void dec_ptr(struct decoder *d, const struct gotype *t, const uint8_t *p,
 /* ---- interfaces ---- */
 
 struct rtype {
-	uint64_t addr;		/* run-time address of the descriptor */
+	uint64_t addr; /* run-time address of the descriptor */
 	uint64_t size;
 	uint8_t tflag, kind;
-	int32_t str;		/* nameOff of its name */
-	bool direct;		/* the value is the data word itself */
+	int32_t str; /* nameOff of its name */
+	bool direct; /* the value is the data word itself */
 };
 
 static int rtype_read(struct decoder *d, uint64_t addr, struct rtype *rt)
@@ -586,15 +648,21 @@ static int rtype_name(struct decoder *d, const struct rtype *rt, struct buf *out
 static uint64_t uncommon_off(const struct decoder *d, uint8_t kind)
 {
 	switch (kind & RT_KIND_MASK) {
-	case RTK_ARRAY: return 72;
-	case RTK_CHAN: return 64;
-	case RTK_FUNC: return 56;
-	case RTK_INTERFACE: return 80;
-	case RTK_MAP: return d->bin->go_minor >= 24 ? 112 : 88;
-	case RTK_PTR: return 56;
-	case RTK_SLICE: return 56;
-	case RTK_STRUCT: return 80;
-	default: return 48;
+	case RTK_ARRAY: /* Type + Elem, Slice, Len */
+		return 72;
+	case RTK_CHAN: /* Type + Elem, Dir */
+		return 64;
+	case RTK_FUNC: /* Type + InCount, OutCount */
+	case RTK_PTR:  /* Type + Elem */
+	case RTK_SLICE:
+		return 56;
+	case RTK_INTERFACE: /* Type + PkgPath, Methods / Fields */
+	case RTK_STRUCT:
+		return 80;
+	case RTK_MAP: /* swiss: Type + 7 words + Flags; classic: Type + 5 words */
+		return d->bin->go_minor >= 24 ? 112 : 88;
+	default:
+		return RT_HDR;
 	}
 }
 
@@ -615,15 +683,14 @@ static const struct gotype *find_type(struct decoder *d, const struct rtype *rt,
 				      struct gotype *scratch, int level);
 
 /* A pointer type absent from DWARF: built in scratch from its element. */
-static const struct gotype *find_ptr_type(struct decoder *d, const struct rtype *rt, struct gotype *scratch,
-					  int level)
+static const struct gotype *find_ptr_type(struct decoder *d, const struct rtype *rt, struct gotype *scratch, int level)
 {
 	struct rtype ert;
-	struct buf ename = { 0 };
+	struct buf ename = {0};
 	const struct gotype *et = NULL;
 	uint64_t eaddr;
 
-	if (meta_ptr(d, rt->addr + RT_PTR_ELEM, &eaddr) < 0 || rtype_read(d, eaddr, &ert) < 0 ||
+	if (rt->size != 8 || meta_ptr(d, rt->addr + RT_PTR_ELEM, &eaddr) < 0 || rtype_read(d, eaddr, &ert) < 0 ||
 	    rtype_name(d, &ert, &ename) < 0)
 		goto out;
 	et = find_type(d, &ert, buf_str(&ename), scratch + 1, level + 1);
@@ -643,28 +710,36 @@ out:
  * interface has no DWARF type): built in scratch from its runtime kind. */
 static const struct gotype *basic_type(const struct rtype *rt, struct gotype *scratch)
 {
+	static const struct {
+		enum gotype_kind kind;
+		uint8_t size;
+	} kinds[] = {
+	    [RTK_BOOL] = {GT_BOOL, 1},
+	    [RTK_INT] = {GT_INT, 8},
+	    [3] = {GT_INT, 1},
+	    [4] = {GT_INT, 2},
+	    [5] = {GT_INT, 4},
+	    [RTK_INT64] = {GT_INT, 8},
+	    [RTK_UINT] = {GT_UINT, 8},
+	    [8] = {GT_UINT, 1},
+	    [9] = {GT_UINT, 2},
+	    [10] = {GT_UINT, 4},
+	    [11] = {GT_UINT, 8},
+	    [RTK_UINTPTR] = {GT_UINTPTR, 8},
+	    [RTK_FLOAT32] = {GT_FLOAT, 4},
+	    [RTK_FLOAT64] = {GT_FLOAT, 8},
+	    [RTK_COMPLEX64] = {GT_COMPLEX, 8},
+	    [RTK_COMPLEX128] = {GT_COMPLEX, 16},
+	    [RTK_STRING] = {GT_STRING, 16},
+	    [RTK_UNSAFEPTR] = {GT_UNSAFEPTR, 8},
+	};
 	uint8_t k = rt->kind & RT_KIND_MASK;
 
-	memset(scratch, 0, sizeof(*scratch));
-	scratch->size = rt->size;
-	if (k == RTK_BOOL)
-		scratch->kind = GT_BOOL;
-	else if (k >= RTK_INT && k <= RTK_INT64)
-		scratch->kind = GT_INT;
-	else if (k >= RTK_UINT && k < RTK_UINTPTR)
-		scratch->kind = GT_UINT;
-	else if (k == RTK_UINTPTR)
-		scratch->kind = GT_UINTPTR;
-	else if (k == RTK_FLOAT32 || k == RTK_FLOAT64)
-		scratch->kind = GT_FLOAT;
-	else if (k == RTK_COMPLEX64 || k == RTK_COMPLEX128)
-		scratch->kind = GT_COMPLEX;
-	else if (k == RTK_STRING && rt->size == 16)
-		scratch->kind = GT_STRING;
-	else if (k == RTK_UNSAFEPTR)
-		scratch->kind = GT_UNSAFEPTR;
-	else
+	if (k >= sizeof(kinds) / sizeof(kinds[0]) || !kinds[k].size || kinds[k].size != rt->size)
 		return NULL;
+	memset(scratch, 0, sizeof(*scratch));
+	scratch->kind = kinds[k].kind;
+	scratch->size = rt->size;
 	return scratch;
 }
 
@@ -690,7 +765,7 @@ static const struct gotype *find_type(struct decoder *d, const struct rtype *rt,
 		return find_ptr_type(d, rt, scratch, level);
 	if ((rt->tflag & RT_TFLAG_UNCOMMON) && dot && name[0] != '*' &&
 	    meta_read(d, rt->addr + uncommon_off(d, rt->kind), u, sizeof(u)) == 0) {
-		struct buf full = { 0 };
+		struct buf full = {0};
 
 		memcpy(&pkgoff, u, 4);
 		if (pkgoff && name_read(d, pkgoff, &full) == 0) {
@@ -707,7 +782,7 @@ static const struct gotype *find_type(struct decoder *d, const struct rtype *rt,
 /* The field of struct t that holds an error's message, or NULL. */
 static const struct gofield *message_field(const struct gotype *t)
 {
-	static const char *const names[] = { "s", "msg", "Msg", "message", "Message" };
+	static const char *const names[] = {"s", "msg", "Msg", "message", "Message"};
 
 	if (!t || t->kind != GT_STRUCT)
 		return NULL;
@@ -725,7 +800,7 @@ static void put_error_message(struct decoder *d, const struct gotype *dt, uint64
 {
 	const struct gotype *st = dt->kind == GT_PTR ? dt->elem : dt;
 	const struct gofield *f = message_field(st);
-	struct buf text = { 0 };
+	struct buf text = {0};
 	uint8_t hdr[16];
 
 	if (!f || !sa || fetch(d, sa + f->offset, hdr, sizeof(hdr)) < 0)
@@ -737,14 +812,13 @@ static void put_error_message(struct decoder *d, const struct gotype *dt, uint64
 	buf_free(&text);
 }
 
-static void dec_iface(struct decoder *d, const struct gotype *t, const uint8_t *p, unsigned int depth,
-		      struct json *j)
+static void dec_iface(struct decoder *d, const struct gotype *t, const uint8_t *p, unsigned int depth, struct json *j)
 {
 	uint64_t w0 = rd64(p), data = rd64(p + 8), taddr = w0, sa;
 	struct gotype scratch[4];
 	const struct gotype *dt = NULL;
-	struct buf name = { 0 };
-	struct rtype rt = { 0 };
+	struct buf name = {0};
+	struct rtype rt = {0};
 
 	if (!w0) {
 		json_null(j);
@@ -824,7 +898,7 @@ static void dec_func(struct decoder *d, const uint8_t *p, struct json *j)
 		json_null(j);
 		return;
 	}
-	if (fetch(d, fv, &pc, 8) < 0) {	/* a func value points to a funcval {fn, ...} */
+	if (fetch(d, fv, &pc, 8) < 0) { /* a func value points to a funcval {fn, ...} */
 		put_unreadable(j, fv);
 		return;
 	}
@@ -840,21 +914,21 @@ static void dec_func(struct decoder *d, const uint8_t *p, struct json *j)
 /* Where keys and elems sit in a classic bucket or a swiss group. */
 struct map_layout {
 	const struct gotype *key, *elem;
-	bool key_ind, elem_ind;		/* stored through a pointer */
-	uint64_t koff, kstride;		/* slot i's key at koff + i * kstride */
+	bool key_ind, elem_ind; /* stored through a pointer */
+	uint64_t koff, kstride; /* slot i's key at koff + i * kstride */
 	uint64_t eoff, estride;
-	uint64_t size;			/* of a bucket / group */
-	uint64_t overflow;		/* classic: offset of the overflow pointer */
+	uint64_t size;	   /* of a bucket / group */
+	uint64_t overflow; /* classic: offset of the overflow pointer */
 };
 
 /* How entries are ordered: by numeric key, else by key text. */
 enum map_order { ORDER_TEXT, ORDER_INT, ORDER_UINT, ORDER_FLOAT };
 
 struct map_entry {
-	char *key;		/* string keys: the text; others: JSON */
+	char *key; /* string keys: the text; others: JSON */
 	size_t klen;
-	char *val;		/* JSON */
-	int64_t i;		/* numeric keys, for sorting */
+	char *val; /* JSON */
+	int64_t i; /* numeric keys, for sorting */
 	uint64_t u;
 	double f;
 };
@@ -862,7 +936,7 @@ struct map_entry {
 struct map_walk {
 	struct decoder *d;
 	const struct map_layout *ml;
-	unsigned int depth;	/* of the entries */
+	unsigned int depth; /* of the entries */
 	bool strkeys;
 	enum map_order order;
 	struct map_entry *ents;
@@ -883,7 +957,7 @@ static void map_layout(const struct gotype *t, bool swiss, struct map_layout *ml
 	es = ml->elem_ind ? 8 : t->elem->size;
 	ka = ml->key_ind ? 8 : type_align(t->key);
 	ea = ml->elem_ind ? 8 : type_align(t->elem);
-	if (!swiss) {	/* bucket { tophash [8]uint8; keys [8]K; elems [8]V; overflow *bucket } */
+	if (!swiss) { /* bucket { tophash [8]uint8; keys [8]K; elems [8]V; overflow *bucket } */
 		ml->koff = MAP_SLOTS;
 		ml->kstride = ks;
 		ml->eoff = MAP_SLOTS + MAP_SLOTS * ks;
@@ -908,11 +982,10 @@ static void map_layout(const struct gotype *t, bool swiss, struct map_layout *ml
 
 /* Renders the value of type t in slot bytes p (a pointer to it when ind) as
  * JSON text; for string keys (as_text) as the plain string. */
-static char *render(struct map_walk *w, const struct gotype *t, bool ind, const uint8_t *p, bool as_text,
-		    size_t *len)
+static char *render(struct map_walk *w, const struct gotype *t, bool ind, const uint8_t *p, bool as_text, size_t *len)
 {
 	struct decoder *d = w->d;
-	struct buf out = { 0 };
+	struct buf out = {0};
 	struct json j;
 	uint8_t *tmp = NULL;
 	uint64_t at = 0;
@@ -923,7 +996,6 @@ static char *render(struct map_walk *w, const struct gotype *t, bool ind, const 
 		tmp = xmalloc(t->size ? t->size : 1);
 		if (!at || fetch(d, at, tmp, t->size) < 0) {
 			put_unreadable(&j, at);
-			as_text = false;
 			goto out;
 		}
 		p = tmp;
@@ -959,19 +1031,19 @@ static void map_add(struct map_walk *w, const uint8_t *kp, const uint8_t *ep)
 		e->i = rd_int(kp, ml->key->size);
 	} else if (w->order == ORDER_UINT) {
 		e->u = rd_uint(kp, ml->key->size);
-	} else if (w->order == ORDER_FLOAT) {
+	} else if (w->order == ORDER_FLOAT && ml->key->size == 4) {
 		float f;
 
 		memcpy(&f, kp, 4);
+		e->f = f;
+	} else if (w->order == ORDER_FLOAT) {
 		memcpy(&e->f, kp, 8);
-		if (ml->key->size == 4)
-			e->f = f;
 	}
 	e->val = render(w, ml->elem, ml->elem_ind, ep, false, NULL);
 }
 
-/* Visits the slots of one bucket or group at run-time addr: live(i) says
- * which hold an entry. Returns the bucket bytes (caller frees) or NULL. */
+/* Reads the bucket or group at run-time addr. Returns its bytes (caller
+ * frees), or NULL when it cannot be read (the walk stops, marked cut). */
 static uint8_t *map_read_block(struct map_walk *w, uint64_t addr)
 {
 	uint8_t *b = xmalloc(w->ml->size);
@@ -985,6 +1057,9 @@ static uint8_t *map_read_block(struct map_walk *w, uint64_t addr)
 	return b;
 }
 
+/* Adds the entries of the slots in use in bucket/group b: a classic cell is
+ * live when its tophash is not an empty/evacuated mark, a swiss slot when its
+ * control byte has the high bit clear. */
 static void map_block_slots(struct map_walk *w, const uint8_t *b, bool swiss)
 {
 	const struct map_layout *ml = w->ml;
@@ -1022,7 +1097,7 @@ static int walk_classic(struct map_walk *w, const uint8_t *h)
 
 	if (B > 40)
 		return -EINVAL;
-	if (old)	/* growing: entries not yet evacuated are still here */
+	if (old) /* growing: entries not yet evacuated are still here */
 		walk_buckets(w, old, (uint64_t)1 << ((h[HMAP_FLAGS] & HMAP_SAME_SIZE_GROW) || !B ? B : B - 1));
 	if (buckets)
 		walk_buckets(w, buckets, (uint64_t)1 << B);
@@ -1137,10 +1212,16 @@ static enum map_order key_order(const struct map_layout *ml)
 	if (ml->key_ind)
 		return ORDER_TEXT;
 	switch (ml->key->kind) {
-	case GT_INT: return ORDER_INT;
-	case GT_UINT: case GT_UINTPTR: case GT_BOOL: return ORDER_UINT;
-	case GT_FLOAT: return ml->key->size == 4 || ml->key->size == 8 ? ORDER_FLOAT : ORDER_TEXT;
-	default: return ORDER_TEXT;
+	case GT_INT:
+		return ORDER_INT;
+	case GT_UINT:
+	case GT_UINTPTR:
+	case GT_BOOL:
+		return ORDER_UINT;
+	case GT_FLOAT:
+		return ml->key->size == 4 || ml->key->size == 8 ? ORDER_FLOAT : ORDER_TEXT;
+	default:
+		return ORDER_TEXT;
 	}
 }
 
@@ -1148,7 +1229,7 @@ static void dec_map(struct decoder *d, const struct gotype *t, const uint8_t *p,
 {
 	uint64_t addr = rd64(p), total;
 	struct map_layout ml;
-	struct map_walk w = { .d = d, .ml = &ml, .depth = depth + 1 };
+	struct map_walk w = {.d = d, .ml = &ml, .depth = depth + 1};
 	uint8_t h[HMAP_SIZE];
 	bool swiss = d->swiss;
 	int rc;
@@ -1166,7 +1247,7 @@ static void dec_map(struct decoder *d, const struct gotype *t, const uint8_t *p,
 		put_ptr(j, addr);
 		return;
 	}
-	if (t->hdr && t->hdr->name)	/* hash<K,V> or map<K,V> (GOEXPERIMENT may differ) */
+	if (t->hdr && t->hdr->name) /* hash<K,V> or map<K,V> (GOEXPERIMENT may differ) */
 		swiss = strncmp(t->hdr->name, "hash<", 5) != 0;
 	rc = fetch(d, addr, h, sizeof(h));
 	if (rc == -E2BIG) {
@@ -1198,7 +1279,6 @@ static void dec_map(struct decoder *d, const struct gotype *t, const uint8_t *p,
 
 /* ---- scalars and dispatch ---- */
 
-
 static void dec_float(const struct gotype *t, const uint8_t *p, struct json *j)
 {
 	float f;
@@ -1215,7 +1295,7 @@ static void dec_float(const struct gotype *t, const uint8_t *p, struct json *j)
 
 static void dec_complex(const struct gotype *t, const uint8_t *p, struct json *j)
 {
-	struct gotype half = { .kind = GT_FLOAT, .size = t->size / 2 };
+	struct gotype half = {.kind = GT_FLOAT, .size = t->size / 2};
 
 	json_arr(j);
 	dec_float(&half, p, j);
@@ -1225,7 +1305,7 @@ static void dec_complex(const struct gotype *t, const uint8_t *p, struct json *j
 
 static void dec_raw(const struct gotype *t, const uint8_t *p, struct json *j)
 {
-	struct buf hex = { 0 };
+	struct buf hex = {0};
 	uint64_t n = t->size < 64 ? t->size : 64;
 
 	for (uint64_t i = 0; i < n; i++)
@@ -1241,8 +1321,15 @@ static void dec_raw(const struct gotype *t, const uint8_t *p, struct json *j)
 static bool is_composite(enum gotype_kind k)
 {
 	switch (k) {
-	case GT_COMPLEX: case GT_SLICE: case GT_ARRAY: case GT_STRUCT: case GT_PTR:
-	case GT_IFACE: case GT_EFACE: case GT_MAP: case GT_CHAN:
+	case GT_COMPLEX:
+	case GT_SLICE:
+	case GT_ARRAY:
+	case GT_STRUCT:
+	case GT_PTR:
+	case GT_IFACE:
+	case GT_EFACE:
+	case GT_MAP:
+	case GT_CHAN:
 		return true;
 	default:
 		return false;
@@ -1263,35 +1350,67 @@ static void dec(struct decoder *d, const struct gotype *t, const uint8_t *p, siz
 		return;
 	}
 	switch (t->kind) {
-	case GT_BOOL: json_bool(j, p[0] != 0); return;
-	case GT_INT: json_int(j, rd_int(p, t->size)); return;
-	case GT_UINT: case GT_UINTPTR: json_uint(j, rd_uint(p, t->size)); return;
-	case GT_FLOAT: dec_float(t, p, j); return;
-	case GT_COMPLEX: dec_complex(t, p, j); return;
-	case GT_STRING: dec_string(d, p, j); return;
-	case GT_SLICE: dec_slice(d, t, p, depth, j); return;
-	case GT_ARRAY: dec_array(d, t, p, avail, addr, depth, j); return;
-	case GT_STRUCT: dec_struct(d, t, p, avail, addr, depth, j); return;
-	case GT_PTR: dec_ptr(d, t, p, depth, j); return;
+	case GT_BOOL:
+		json_bool(j, p[0] != 0);
+		return;
+	case GT_INT:
+		json_int(j, rd_int(p, t->size));
+		return;
+	case GT_UINT:
+	case GT_UINTPTR:
+		json_uint(j, rd_uint(p, t->size));
+		return;
+	case GT_FLOAT:
+		dec_float(t, p, j);
+		return;
+	case GT_COMPLEX:
+		dec_complex(t, p, j);
+		return;
+	case GT_STRING:
+		dec_string(d, p, j);
+		return;
+	case GT_SLICE:
+		dec_slice(d, t, p, depth, j);
+		return;
+	case GT_ARRAY:
+		dec_array(d, t, p, avail, addr, depth, j);
+		return;
+	case GT_STRUCT:
+		dec_struct(d, t, p, avail, addr, depth, j);
+		return;
+	case GT_PTR:
+		dec_ptr(d, t, p, depth, j);
+		return;
 	case GT_UNSAFEPTR:
 		if (rd64(p))
 			put_hex(j, rd64(p));
 		else
 			json_null(j);
 		return;
-	case GT_IFACE: case GT_EFACE: dec_iface(d, t, p, depth, j); return;
-	case GT_MAP: dec_map(d, t, p, depth, j); return;
-	case GT_CHAN: dec_chan(d, p, j); return;
-	case GT_FUNC: dec_func(d, p, j); return;
-	default: dec_raw(t, p, j); return;
+	case GT_IFACE:
+	case GT_EFACE:
+		dec_iface(d, t, p, depth, j);
+		return;
+	case GT_MAP:
+		dec_map(d, t, p, depth, j);
+		return;
+	case GT_CHAN:
+		dec_chan(d, p, j);
+		return;
+	case GT_FUNC:
+		dec_func(d, p, j);
+		return;
+	default:
+		dec_raw(t, p, j);
+		return;
 	}
 }
 
 /* ---- public ---- */
 
 /* Decodes one top-level value: the budget and marks start afresh. */
-static void run(struct decoder *d, const struct gotype *t, const uint8_t *p, size_t avail, uint64_t addr,
-		uint64_t used, struct json *j, bool *truncated)
+static void run(struct decoder *d, const struct gotype *t, const uint8_t *p, size_t avail, uint64_t addr, uint64_t used,
+		struct json *j, bool *truncated)
 {
 	d->used = used;
 	d->truncated = false;
@@ -1303,8 +1422,8 @@ static void run(struct decoder *d, const struct gotype *t, const uint8_t *p, siz
 		*truncated = d->truncated;
 }
 
-int decode_json(struct decoder *d, const struct gotype *t, const uint8_t *bytes, uint64_t addr,
-		struct json *j, bool *truncated)
+int decode_json(struct decoder *d, const struct gotype *t, const uint8_t *bytes, uint64_t addr, struct json *j,
+		bool *truncated)
 {
 	if (!d || !d->bin || !d->read || !t || (!bytes && t->size))
 		return err_set(EINVAL, "decode: no decoder, type or bytes");
@@ -1312,8 +1431,8 @@ int decode_json(struct decoder *d, const struct gotype *t, const uint8_t *bytes,
 	return 0;
 }
 
-int decode_value(struct decoder *d, const struct gotype *t, const uint8_t *bytes, uint64_t addr,
-		 struct buf *out, bool *truncated)
+int decode_value(struct decoder *d, const struct gotype *t, const uint8_t *bytes, uint64_t addr, struct buf *out,
+		 bool *truncated)
 {
 	struct json j;
 

@@ -40,7 +40,7 @@ struct gotype {
 	uint64_t count;		/* ARRAY length */
 	int nfields;		/* STRUCT (also SLICE/STRING/IFACE headers as DWARF lays them out) */
 	struct gofield *fields;
-	uint64_t runtime_type;	/* DW_AT_go_runtime_type: address of the runtime._type, 0 if none */
+	uint64_t runtime_type;	/* DW_AT_go_runtime_type: the runtime._type's offset from runtime.types (0: none) */
 };
 
 /* One piece of a variable's location at some pc. */

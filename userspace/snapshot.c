@@ -56,7 +56,9 @@ static int target_read(void *ctx, uint64_t addr, void *dst, size_t n)
 	struct target_mem *m = ctx;
 	struct iovec local = { dst, n }, remote = { (void *)(uintptr_t)addr, n };
 
-	if (m->g && addr >= m->g->stack_addr && addr + n <= m->g->stack_addr + m->g->stack_len) {
+	/* written so that a garbage addr near 2^64 cannot wrap around */
+	if (m->g && addr >= m->g->stack_addr && n <= m->g->stack_len &&
+	    addr - m->g->stack_addr <= m->g->stack_len - n) {
 		memcpy(dst, m->g->stack + (addr - m->g->stack_addr), n);
 		return 0;
 	}

@@ -55,7 +55,7 @@ int unwind(const struct gobin *bin, uint64_t bias, uint64_t pc, uint64_t sp, con
 		if (is_stack_root(f->name))
 			break;
 		ra_at = sp + (uint64_t)spd;
-		if (ra_at < stack_addr || ra_at + 8 > stack_addr + stack_len) {
+		if (ra_at < stack_addr || stack_len < 8 || ra_at - stack_addr > stack_len - 8) {
 			*end = UNWIND_OUT_OF_COPY;
 			break;
 		}

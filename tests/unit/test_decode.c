@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,20 +33,20 @@
 #include "err.h"
 #include "gobin.h"
 
-static const char *const versions[] = { "1.19", "1.21", "1.22", "1.23", "1.24", "1.25", "1.26" };
-static const char *const flavours[] = { "", ".pie" };
+static const char *const versions[] = {"1.19", "1.21", "1.22", "1.23", "1.24", "1.25", "1.26"};
+static const char *const flavours[] = {"", ".pie"};
 #define NVERSIONS (sizeof(versions) / sizeof(versions[0]))
 #define NFLAVOURS (sizeof(flavours) / sizeof(flavours[0]))
-#define NPROCS (NVERSIONS * NFLAVOURS)
+#define NPROCS	  (NVERSIONS * NFLAVOURS)
 
 /* One running values fixture. */
 struct proc {
-	char name[32];		/* "go1.24.pie" */
+	char name[32]; /* "go1.24.pie" */
 	pid_t pid;
 	struct gobin *bin;
 	uint64_t bias;
-	uint64_t vals;		/* run-time address of the Values main.vals points to */
-	const struct gotype *values;	/* main.Values */
+	uint64_t vals;		     /* run-time address of the Values main.vals points to */
+	const struct gotype *values; /* main.Values */
 };
 
 static struct proc procs[NPROCS];
@@ -61,7 +62,7 @@ static const char *fixture_dir(void)
 static int vm_read(void *ctx, uint64_t addr, void *dst, size_t n)
 {
 	pid_t pid = *(pid_t *)ctx;
-	struct iovec local = { dst, n }, remote = { (void *)(uintptr_t)addr, n };
+	struct iovec local = {dst, n}, remote = {(void *)(uintptr_t)addr, n};
 
 	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)n ? 0 : -EFAULT;
 }
@@ -75,19 +76,19 @@ static uint64_t read_u64(struct proc *p, uint64_t addr)
 	return v;
 }
 
-/* Starts path and waits for its "ready" line. */
+/* Starts path and waits for its "ready" line. Returns the pid or -1. */
 static pid_t spawn(const char *path)
 {
 	char line[128] = "";
 	struct pollfd pfd;
 	int fds[2];
-	ssize_t n;
 	pid_t pid;
 
-	assert_int_equal(pipe(fds), 0);
+	if (pipe(fds) < 0)
+		return -1;
 	pid = fork();
-	assert_true(pid >= 0);
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);
@@ -97,14 +98,16 @@ static pid_t spawn(const char *path)
 	close(fds[1]);
 	pfd.fd = fds[0];
 	pfd.events = POLLIN;
-	if (poll(&pfd, 1, 10000) != 1 || (n = read(fds[0], line, sizeof(line) - 1)) <= 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		fail_msg("%s did not get ready", path);
+	if (pid < 0 || poll(&pfd, 1, 10000) != 1 || read(fds[0], line, sizeof(line) - 1) <= 0 ||
+	    !strstr(line, "ready")) {
+		fprintf(stderr, "%s did not get ready (printed '%s')\n", path, line);
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		pid = -1;
 	}
 	close(fds[0]);
-	if (!strstr(line, "ready"))
-		fail_msg("%s printed '%s'", path, line);
 	return pid;
 }
 
@@ -130,7 +133,7 @@ static int start_all(void **state)
 			}
 			nprocs++;
 			p->pid = spawn(path);
-			if (gobin_bias(p->bin, p->pid, &p->bias) < 0)
+			if (p->pid < 0 || gobin_bias(p->bin, p->pid, &p->bias) < 0)
 				return -1;
 			sym = gobin_symbol(p->bin, "main.vals", NULL);
 			p->values = dwarf_type_by_name(p->bin->dwarf, "main.Values");
@@ -138,7 +141,10 @@ static int start_all(void **state)
 				fprintf(stderr, "%s: no main.vals or main.Values\n", p->name);
 				return -1;
 			}
-			p->vals = read_u64(p, sym + p->bias);
+			if (vm_read(&p->pid, sym + p->bias, &p->vals, 8) < 0) {
+				fprintf(stderr, "%s: cannot read main.vals\n", p->name);
+				return -1;
+			}
 		}
 	}
 	return 0;
@@ -175,7 +181,7 @@ static const struct gofield *field(struct proc *p, const char *name)
 static char *decode_field(struct decoder *d, struct proc *p, const char *name, bool *truncated)
 {
 	const struct gofield *f = field(p, name);
-	struct buf out = { 0 };
+	struct buf out = {0};
 	int rc = decode_at(d, f->type, p->vals + f->offset, &out, truncated);
 
 	if (rc)
@@ -240,12 +246,18 @@ static const char *json_skip_value(const char *s)
 
 	s = ws(s);
 	switch (*s) {
-	case '{': return json_skip_list(s, '}', true);
-	case '[': return json_skip_list(s, ']', false);
-	case '"': return json_skip_string(s);
-	case 't': return strncmp(s, "true", 4) ? NULL : s + 4;
-	case 'f': return strncmp(s, "false", 5) ? NULL : s + 5;
-	case 'n': return strncmp(s, "null", 4) ? NULL : s + 4;
+	case '{':
+		return json_skip_list(s, '}', true);
+	case '[':
+		return json_skip_list(s, ']', false);
+	case '"':
+		return json_skip_string(s);
+	case 't':
+		return strncmp(s, "true", 4) ? NULL : s + 4;
+	case 'f':
+		return strncmp(s, "false", 5) ? NULL : s + 5;
+	case 'n':
+		return strncmp(s, "null", 4) ? NULL : s + 4;
 	default:
 		strtod(s, &end);
 		return end == s ? NULL : end;
@@ -263,7 +275,7 @@ static void assert_valid_json(const char *what, const char *s)
 static void expect(struct proc *p, const char *what, const char *got, const char *want)
 {
 	assert_valid_json(what, got);
-	if (strcmp(got, want))
+	if (strcmp(got, want) != 0)
 		fail_msg("%s %s:\n  got  %s\n  want %s", p->name, what, got, want);
 }
 
@@ -276,35 +288,35 @@ struct case_ {
 };
 
 static const struct case_ scalar_cases[] = {
-	{ "Bool", "true", false },
-	{ "Int", "-42", false },
-	{ "I8", "-8", false },
-	{ "I16", "-16", false },
-	{ "I32", "-32", false },
-	{ "I64", "-1099511627776", false },
-	{ "U8", "200", false },
-	{ "U16", "60000", false },
-	{ "U32", "4000000000", false },
-	{ "U64", "18446744073709551615", false },
-	{ "Uptr", "4096", false },
-	{ "F32", "1.5", false },
-	{ "F64", "-2.25", false },
-	{ "C128", "[1.5,-2]", false },
-	{ "Str", "\"hello, \\\"world\\\"\\n\"", false },
-	{ "Empty", "\"\"", false },
-	{ "Bytes", "[104,105]", false },
-	{ "Ints", "[0,1,4,9,16,25,36,49,64,81,100,121,144,169,196,225,\"\xe2\x80\xa6+4\"]", true },
-	{ "NilS", "null", false },
-	{ "Arr", "[1,-2,3]", false },
-	{ "Strs", "[\"a\",\"b\"]", false },
-	{ "Nested", "{\"Name\":\"outer\",\"In\":{\"P\":{\"X\":7,\"Y\":8},\"Flag\":true},\"Ratio\":0.5}", false },
-	{ "PtrNil", "null", false },
-	{ "Ptr", "{\"X\":1,\"Y\":2}", false },
-	{ "Ch", "{\"len\":2,\"cap\":4}", false },
-	{ "NilCh", "null", false },
-	{ "Fn", "\"main.Double\"", false },
-	{ "BigArr", "[7,8,0,0,0,0,0,0,0,0,0,0,0,0,0,0,\"\xe2\x80\xa6+99984\"]", true },
-	{ "NilFn", "null", false },
+    {"Bool", "true", false},
+    {"Int", "-42", false},
+    {"I8", "-8", false},
+    {"I16", "-16", false},
+    {"I32", "-32", false},
+    {"I64", "-1099511627776", false},
+    {"U8", "200", false},
+    {"U16", "60000", false},
+    {"U32", "4000000000", false},
+    {"U64", "18446744073709551615", false},
+    {"Uptr", "4096", false},
+    {"F32", "1.5", false},
+    {"F64", "-2.25", false},
+    {"C128", "[1.5,-2]", false},
+    {"Str", "\"hello, \\\"world\\\"\\n\"", false},
+    {"Empty", "\"\"", false},
+    {"Bytes", "[104,105]", false},
+    {"Ints", "[0,1,4,9,16,25,36,49,64,81,100,121,144,169,196,225,\"\xe2\x80\xa6+4\"]", true},
+    {"NilS", "null", false},
+    {"Arr", "[1,-2,3]", false},
+    {"Strs", "[\"a\",\"b\"]", false},
+    {"Nested", "{\"Name\":\"outer\",\"In\":{\"P\":{\"X\":7,\"Y\":8},\"Flag\":true},\"Ratio\":0.5}", false},
+    {"PtrNil", "null", false},
+    {"Ptr", "{\"X\":1,\"Y\":2}", false},
+    {"Ch", "{\"len\":2,\"cap\":4}", false},
+    {"NilCh", "null", false},
+    {"Fn", "\"main.Double\"", false},
+    {"BigArr", "[7,8,0,0,0,0,0,0,0,0,0,0,0,0,0,0,\"\xe2\x80\xa6+99984\"]", true},
+    {"NilFn", "null", false},
 };
 
 static void run_cases(const struct case_ *cases, size_t n)
@@ -334,8 +346,8 @@ static void test_decode_scalars_strings_slices_structs(void **state)
  * cut is at 255 and 146 bytes are left out. */
 static void test_decode_long_string_cut_on_utf8_boundary(void **state)
 {
-	struct buf want = { 0 };
-	struct case_ c = { "Long", NULL, true };
+	struct buf want = {0};
+	struct case_ c = {"Long", NULL, true};
 
 	buf_puts(&want, "\"x");
 	for (int i = 0; i < 127; i++)
@@ -347,23 +359,25 @@ static void test_decode_long_string_cut_on_utf8_boundary(void **state)
 }
 
 static const struct case_ iface_cases[] = {
-	{ "AnyInt", "{\"type\":\"int\",\"value\":42}", false },
-	{ "AnyStr", "{\"type\":\"string\",\"value\":\"str\"}", false },
-	{ "AnyPt", "{\"type\":\"main.Point\",\"value\":{\"X\":5,\"Y\":6}}", false },
-	{ "AnyPtr", "{\"type\":\"*main.Point\",\"value\":{\"X\":9,\"Y\":10}}", false },
-	{ "AnyNil", "null", false },
-	{ "Err", "{\"type\":\"*errors.errorString\",\"value\":{\"s\":\"boom\"},\"error\":\"boom\"}", false },
-	{ "Wrapped", "{\"type\":\"*fmt.wrapError\",\"value\":{\"msg\":\"wrapped: boom\",\"err\":"
-		     "{\"type\":\"*errors.errorString\",\"value\":{\"s\":\"boom\"},\"error\":\"boom\"}},"
-		     "\"error\":\"wrapped: boom\"}", false },
-	{ "NilErr", "null", false },
-	/* DWARF spells this type glimpse.test/values/geo.Coord: found through the
-	 * package path in the runtime type's UncommonType */
-	{ "AnyGeo", "{\"type\":\"geo.Coord\",\"value\":{\"Lat\":1.5,\"Lon\":-0.25}}", false },
-	{ "AnyGeoP", "{\"type\":\"*geo.Coord\",\"value\":{\"Lat\":3,\"Lon\":4}}", false },
-	{ "AnyMap", "{\"type\":\"map[string]int\",\"value\":{\"z\":26}}", false },
-	{ "AnySl", "{\"type\":\"[]int\",\"value\":[1,2]}", false },
-	{ "AnyC", "{\"type\":\"main.Celsius\",\"value\":36.6}", false },
+    {"AnyInt", "{\"type\":\"int\",\"value\":42}", false},
+    {"AnyStr", "{\"type\":\"string\",\"value\":\"str\"}", false},
+    {"AnyPt", "{\"type\":\"main.Point\",\"value\":{\"X\":5,\"Y\":6}}", false},
+    {"AnyPtr", "{\"type\":\"*main.Point\",\"value\":{\"X\":9,\"Y\":10}}", false},
+    {"AnyNil", "null", false},
+    {"Err", "{\"type\":\"*errors.errorString\",\"value\":{\"s\":\"boom\"},\"error\":\"boom\"}", false},
+    {"Wrapped",
+     "{\"type\":\"*fmt.wrapError\",\"value\":{\"msg\":\"wrapped: boom\",\"err\":"
+     "{\"type\":\"*errors.errorString\",\"value\":{\"s\":\"boom\"},\"error\":\"boom\"}},"
+     "\"error\":\"wrapped: boom\"}",
+     false},
+    {"NilErr", "null", false},
+    /* DWARF spells this type glimpse.test/values/geo.Coord: found through the
+     * package path in the runtime type's UncommonType */
+    {"AnyGeo", "{\"type\":\"geo.Coord\",\"value\":{\"Lat\":1.5,\"Lon\":-0.25}}", false},
+    {"AnyGeoP", "{\"type\":\"*geo.Coord\",\"value\":{\"Lat\":3,\"Lon\":4}}", false},
+    {"AnyMap", "{\"type\":\"map[string]int\",\"value\":{\"z\":26}}", false},
+    {"AnySl", "{\"type\":\"[]int\",\"value\":[1,2]}", false},
+    {"AnyC", "{\"type\":\"main.Celsius\",\"value\":36.6}", false},
 };
 
 static void test_decode_interfaces_and_errors(void **state)
@@ -372,13 +386,13 @@ static void test_decode_interfaces_and_errors(void **state)
 }
 
 static const struct case_ map_cases[] = {
-	{ "Small", "{\"a\":1,\"b\":2,\"c\":3}", false },
-	{ "ByPoint", "[[{\"X\":1,\"Y\":2},\"p12\"],[{\"X\":3,\"Y\":4},\"p34\"]]", false },
-	{ "BigVal", "{\"k\":{\"A\":[1,2,3,0,0,0,0,0,0,0,0,0,0,0,0,0,\"\xe2\x80\xa6+4\"],\"Tag\":\"big\"}}", true },
-	{ "Set", "{\"x\":{},\"y\":{}}", false },
-	{ "NilMap", "null", false },
-	{ "NoMap", "[]", false },
-	{ "ByBig", "[[[1,2,0,0,0,0,0,0,0,0,0,0,0,0,0,0,\"\xe2\x80\xa6+4\"],3]]", true },
+    {"Small", "{\"a\":1,\"b\":2,\"c\":3}", false},
+    {"ByPoint", "[[{\"X\":1,\"Y\":2},\"p12\"],[{\"X\":3,\"Y\":4},\"p34\"]]", false},
+    {"BigVal", "{\"k\":{\"A\":[1,2,3,0,0,0,0,0,0,0,0,0,0,0,0,0,\"\xe2\x80\xa6+4\"],\"Tag\":\"big\"}}", true},
+    {"Set", "{\"x\":{},\"y\":{}}", false},
+    {"NilMap", "null", false},
+    {"NoMap", "[]", false},
+    {"ByBig", "[[[1,2,0,0,0,0,0,0,0,0,0,0,0,0,0,0,\"\xe2\x80\xa6+4\"],3]]", true},
 };
 
 static void test_decode_small_maps(void **state)
@@ -393,7 +407,7 @@ static void test_decode_big_maps(void **state)
 {
 	for (int i = 0; i < nprocs; i++) {
 		struct proc *p = &procs[i];
-		struct buf want = { 0 };
+		struct buf want = {0};
 		struct decoder d;
 		bool truncated;
 		char *got;
@@ -461,8 +475,8 @@ static void test_decode_pointer_cycles_and_depth(void **state)
 		free(got);
 
 		d.lim.max_depth = 2;
-		snprintf(want, sizeof(want), "{\"Level\":1,\"Down\":{\"Level\":2,\"Down\":{\"ptr\":\"0x%" PRIx64 "\"}}}",
-			 l3);
+		snprintf(want, sizeof(want),
+			 "{\"Level\":1,\"Down\":{\"Level\":2,\"Down\":{\"ptr\":\"0x%" PRIx64 "\"}}}", l3);
 		got = decode_field(&d, p, "Deep", &truncated);
 		expect(p, "Deep", got, want);
 		assert_true(truncated);
@@ -482,7 +496,7 @@ static void test_decode_whole_value_with_default_limits(void **state)
 		struct proc *p = &procs[i];
 		const struct gotype *t = dwarf_type_by_name(p->bin->dwarf, "*main.Values");
 		uint64_t sym = gobin_symbol(p->bin, "main.vals", NULL) + p->bias;
-		struct buf out = { 0 };
+		struct buf out = {0};
 		struct decoder d;
 		bool truncated;
 		struct timespec t0, t1;
@@ -499,8 +513,8 @@ static void test_decode_whole_value_with_default_limits(void **state)
 		    !strstr(buf_str(&out), "\"Err\":{\"type\":\"*errors.errorString\""))
 			fail_msg("%s: Values: %s", p->name, buf_str(&out));
 		if (i == 0)
-			printf("note: %s: *main.Values: %zu bytes of JSON, %" PRIu64 " bytes read, %.1f us\n",
-			       p->name, out.len, d.used,
+			printf("note: %s: *main.Values: %zu bytes of JSON, %" PRIu64 " bytes read, %.1f us\n", p->name,
+			       out.len, d.used,
 			       (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3);
 		buf_free(&out);
 	}
@@ -512,8 +526,8 @@ static void test_decode_unreadable_memory_and_byte_budget(void **state)
 {
 	for (int i = 0; i < nprocs; i++) {
 		struct proc *p = &procs[i];
-		uint64_t bad[3] = { 0x10, 3, 3 };
-		struct buf out = { 0 };
+		uint64_t bad[3] = {0x10, 3, 3};
+		struct buf out = {0};
 		struct decoder d;
 		bool truncated;
 		char *got;
@@ -545,6 +559,10 @@ static void test_decode_unreadable_memory_and_byte_budget(void **state)
 /* Garbage in every field's bytes (as a torn read could give): words that
  * point into the fixture's heap, at small offsets from real objects, or
  * nowhere. The decoder must stay within its budget and write valid JSON. */
+#ifndef GARBAGE_ROUNDS
+#define GARBAGE_ROUNDS 40
+#endif
+
 static void test_decode_garbage_stays_bounded_and_valid(void **state)
 {
 	uint64_t seed = 0x9e3779b97f4a7c15ull;
@@ -552,10 +570,10 @@ static void test_decode_garbage_stays_bounded_and_valid(void **state)
 	for (int i = 0; i < nprocs; i++) {
 		struct proc *p = &procs[i];
 		struct decoder d;
-		struct buf out = { 0 };
+		struct buf out = {0};
 
 		init(&d, p);
-		for (int round = 0; round < 40; round++) {
+		for (int round = 0; round < GARBAGE_ROUNDS; round++) {
 			for (int f = 0; f < p->values->nfields; f++) {
 				const struct gotype *t = p->values->fields[f].type;
 				uint64_t words[64];
@@ -566,11 +584,20 @@ static void test_decode_garbage_stays_bounded_and_valid(void **state)
 				for (size_t w = 0; w < sizeof(words) / 8; w++) {
 					seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
 					switch (seed % 4) {
-					case 0: words[w] = p->vals + (seed >> 8) % 4096; break;
-					case 1: words[w] = read_u64(p, p->vals + 8 * ((seed >> 8) % (p->values->size / 8))) +
-							   ((seed >> 20) % 64); break;
-					case 2: words[w] = (seed >> 8) % 300; break;
-					default: words[w] = seed; break;
+					case 0:
+						words[w] = p->vals + (seed >> 8) % 4096;
+						break;
+					case 1:
+						words[w] =
+						    read_u64(p, p->vals + 8 * ((seed >> 8) % (p->values->size / 8))) +
+						    ((seed >> 20) % 64);
+						break;
+					case 2:
+						words[w] = (seed >> 8) % 300;
+						break;
+					default:
+						words[w] = seed;
+						break;
 					}
 				}
 				buf_reset(&out);
@@ -586,15 +613,15 @@ static void test_decode_garbage_stays_bounded_and_valid(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_decode_scalars_strings_slices_structs),
-		cmocka_unit_test(test_decode_long_string_cut_on_utf8_boundary),
-		cmocka_unit_test(test_decode_interfaces_and_errors),
-		cmocka_unit_test(test_decode_small_maps),
-		cmocka_unit_test(test_decode_big_maps),
-		cmocka_unit_test(test_decode_pointer_cycles_and_depth),
-		cmocka_unit_test(test_decode_whole_value_with_default_limits),
-		cmocka_unit_test(test_decode_unreadable_memory_and_byte_budget),
-		cmocka_unit_test(test_decode_garbage_stays_bounded_and_valid),
+	    cmocka_unit_test(test_decode_scalars_strings_slices_structs),
+	    cmocka_unit_test(test_decode_long_string_cut_on_utf8_boundary),
+	    cmocka_unit_test(test_decode_interfaces_and_errors),
+	    cmocka_unit_test(test_decode_small_maps),
+	    cmocka_unit_test(test_decode_big_maps),
+	    cmocka_unit_test(test_decode_pointer_cycles_and_depth),
+	    cmocka_unit_test(test_decode_whole_value_with_default_limits),
+	    cmocka_unit_test(test_decode_unreadable_memory_and_byte_budget),
+	    cmocka_unit_test(test_decode_garbage_stays_bounded_and_valid),
 	};
 
 	return cmocka_run_group_tests(tests, start_all, stop_all);
