@@ -296,3 +296,19 @@ def test_snapshot_of_a_real_stripped_debian_go_service():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_snapshot_all_vars_decodes_every_frame_without_failing():
+    """--all-vars decodes the runtime's own structures too: garbage-looking pointers and
+    torn values must never crash glimpse or produce invalid JSON."""
+    for v, flavour, path in fixtures(flavours=["", ".pie"]):
+        t = start_target(path, "-goroutines", 20, "-spin")
+        for _ in range(2):
+            snap = glimpse_json("snapshot", "--pid", t.pid, "--json", "--no-store", "--all-vars")
+            nvars = sum(len(f["vars"]) for g in snap["goroutines"] for f in g["frames"])
+            assert nvars > 100, (v, flavour, nvars)
+            runtime_vars = [x for g in snap["goroutines"] for f in g["frames"] if f["func"].startswith("runtime.")
+                            for x in f["vars"]]
+            assert runtime_vars, (v, flavour)
+        assert t.alive()
+        t.stop()
