@@ -13,7 +13,8 @@ for v in "$@"; do
 	go=/usr/lib/go-$v/bin/go
 	[ -x "$go" ] || { echo "build-fixtures: go $v is not installed, skipping it" >&2; continue; }
 	mkdir -p "$out/go$v"
-	export GOCACHE="$out/.cache/go$v"
+	# The build cache lives outside the tree so fresh clones (CI) on this machine reuse it.
+	export GOCACHE="${GLIMPSE_GOCACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/glimpse}/go$v"
 	for dir in "$here"/fixtures/*/; do
 		name=$(basename "$dir")
 		newest=$(find "$dir" -type f -newer "$out/go$v/$name.pie" 2>/dev/null | head -1 || true)

@@ -185,7 +185,7 @@ static void map_grow(struct typemap *m)
 	m->cap = old.cap ? old.cap * 2 : 4096;
 	m->len = 0;
 	m->keys = xcalloc(m->cap, sizeof(*m->keys));
-	m->vals = xcalloc(m->cap, sizeof(*m->vals));
+	m->vals = xcalloc(m->cap, sizeof(struct gotype *));
 	for (i = 0; i < old.cap; i++)
 		if (old.keys[i])
 			map_put(m, old.keys[i] - 1, old.vals[i]);
@@ -567,9 +567,13 @@ static void add_locals(struct loader *l, Dwarf_Die *die, const Dwarf_Addr *scope
 			break;
 		case DW_TAG_lexical_block:
 			n = block_ranges(l, &c);
-			mine = xmalloc((n ? n : 1) * 2 * sizeof(*mine));
+			if (!n) {	/* no ranges of its own: the enclosing scope */
+				add_locals(l, &c, scope, nscope);
+				break;
+			}
+			mine = xmalloc(n * 2 * sizeof(*mine));
 			memcpy(mine, l->block.p, n * 2 * sizeof(*mine));
-			add_locals(l, &c, n ? mine : scope, n ? n : nscope);
+			add_locals(l, &c, mine, n);
 			free(mine);
 			break;
 		default:
@@ -695,6 +699,13 @@ static int cmp_scope(const void *a, const void *b)
 	return x->die_off < y->die_off ? -1 : x->die_off > y->die_off;
 }
 
+/* qsort, for arrays that may be empty and then NULL (qsort's base must not be). */
+static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+
 /* Turns the loader's vectors into the dwarf's sorted, immutable arrays. */
 static void finish(struct loader *l)
 {
@@ -712,18 +723,18 @@ static void finish(struct loader *l)
 			d->funcs[n++] = *f;
 	}
 	d->nfuncs = n;
-	qsort(d->funcs, n, sizeof(*d->funcs), cmp_func_pc);
-	d->by_name = xmalloc((n ? n : 1) * sizeof(*d->by_name));
+	sort(d->funcs, n, sizeof(*d->funcs), cmp_func_pc);
+	d->by_name = xmalloc((n ? n : 1) * sizeof(const struct dwfunc *));
 	for (i = 0; i < n; i++)
 		d->by_name[i] = &d->funcs[i];
-	qsort(d->by_name, n, sizeof(*d->by_name), cmp_func_name);
+	sort(d->by_name, n, sizeof(const struct dwfunc *), cmp_func_name);
 
 	d->types = l->types.p;
 	d->ntypes = l->types.len;
-	qsort(d->types, d->ntypes, sizeof(*d->types), cmp_named);
+	sort(d->types, d->ntypes, sizeof(*d->types), cmp_named);
 	d->scopes = l->scopes.p;
 	d->nscopes = l->scopes.len;
-	qsort(d->scopes, d->nscopes, sizeof(*d->scopes), cmp_scope);
+	sort(d->scopes, d->nscopes, sizeof(*d->scopes), cmp_scope);
 	d->owned = l->owned.p;
 	d->nowned = l->owned.len;
 	free(l->block.p);
@@ -877,18 +888,20 @@ static int build_image(const struct gobin *bin, struct debug_section *secs, int 
 	sh = (Elf64_Shdr *)(p + shoff);
 	off = strtab + 1;
 	for (i = 0; i < n; i++) {
+		size_t namelen = strlen(secs[i].name) + 1;
+
 		rc = inflate_section(bin, &secs[i], p + secs[i].off);
 		if (rc < 0)
 			return rc;
 		sh[i + 1] = (Elf64_Shdr){ .sh_name = (Elf64_Word)(off - strtab), .sh_type = SHT_PROGBITS,
 					  .sh_offset = secs[i].off, .sh_size = secs[i].size,
 					  .sh_addralign = 1 };
-		strcpy(p + off, secs[i].name);
-		off += strlen(secs[i].name) + 1;
+		memcpy(p + off, secs[i].name, namelen);	/* room counted above */
+		off += namelen;
 	}
 	sh[n + 1] = (Elf64_Shdr){ .sh_name = (Elf64_Word)(off - strtab), .sh_type = SHT_STRTAB,
 				  .sh_offset = strtab, .sh_size = shoff - strtab, .sh_addralign = 1 };
-	strcpy(p + off, ".shstrtab");
+	memcpy(p + off, ".shstrtab", sizeof(".shstrtab"));
 
 	d->elf = elf_memory(p, len);
 	if (!d->elf)
@@ -1295,6 +1308,7 @@ static int block_expr(Dwarf_Attribute *attr, Dwarf_Op *ops, size_t *n)
 	Dwarf_Block block;
 	int rc;
 
+	*n = 0;
 	if (dwarf_formblock(attr, &block) != 0)
 		return err_set(GLIMPSE_ECORRUPT, "bad location block: %s", dwarf_errmsg(-1));
 	if (block.length == 0)

@@ -125,13 +125,13 @@ struct offsets_row {
  * exactly as in go1.19. */
 #define ROW(mn, size, lo, hi, m, sched, sp, pc, bp, scsp, scpc, scbp, status, goid, since,	\
 	    reason, gopc, startpc, parent, labels, procid, curg)				\
-	{ mn, { .g_size = size, .g_stack_lo = lo, .g_stack_hi = hi, .g_m = m,			\
-		.g_sched = sched, .gobuf_sp = sp, .gobuf_pc = pc, .gobuf_bp = bp,		\
-		.g_syscallsp = scsp, .g_syscallpc = scpc, .g_syscallbp = scbp,			\
-		.g_atomicstatus = status, .g_goid = goid, .g_waitsince = since,			\
-		.g_waitreason = reason, .g_gopc = gopc, .g_startpc = startpc,			\
-		.g_parentgoid = parent, .g_labels = labels, .m_procid = procid,			\
-		.m_curg = curg, .source = "table" } }
+	{ (mn), { .g_size = (size), .g_stack_lo = (lo), .g_stack_hi = (hi), .g_m = (m),		\
+		  .g_sched = (sched), .gobuf_sp = (sp), .gobuf_pc = (pc), .gobuf_bp = (bp),	\
+		  .g_syscallsp = (scsp), .g_syscallpc = (scpc), .g_syscallbp = (scbp),		\
+		  .g_atomicstatus = (status), .g_goid = (goid), .g_waitsince = (since),	\
+		  .g_waitreason = (reason), .g_gopc = (gopc), .g_startpc = (startpc),		\
+		  .g_parentgoid = (parent), .g_labels = (labels), .m_procid = (procid),	\
+		  .m_curg = (curg), .source = "table" } }
 
 static const struct offsets_row offsets_table[] = {
 	/*       g   stack  g   g.     gobuf      g.syscall    atomic      wait  wait          parent       m.         */
@@ -314,7 +314,7 @@ static const char *const waitreasons_1_26[] = {
 	"synctest.Wait", "chan receive (durable)", "chan send (durable)",
 	"select (durable)", "sync.WaitGroup.Wait (durable)", "cleanup wait",
 };
-#define WR(v) { v, sizeof(v) / sizeof(v[0]) }
+#define WR(v) { (v), sizeof(v) / sizeof((v)[0]) }
 static const struct {
 	const char *const *names;
 	size_t n;

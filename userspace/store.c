@@ -227,10 +227,12 @@ static int open_db(const char *path, int flags, struct store **out)
 	st->path = xstrdup(path);
 	rc = sqlite3_open_v2(path, &st->db, flags, NULL);
 	if (rc != SQLITE_OK) {
-		rc = err_set(EIO, "cannot open database %s: %s", path,
-			     st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		/* A literal code, not err_set's result, so that every caller (and the
+		 * analyzer) can see *out is set whenever 0 is returned. */
+		err_set(EIO, "cannot open database %s: %s", path,
+			st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		store_close(st);
-		return rc;
+		return -EIO;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, 5000);
