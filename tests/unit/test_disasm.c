@@ -27,48 +27,18 @@
 #include "goruntime.h"
 #include "pclntab.h"
 
-static const int versions[] = { 19, 21, 22, 23, 24, 25, 26 };
-#define NVERSIONS (int)(sizeof(versions) / sizeof(versions[0]))
-enum { PLAIN, STRIPPED, PIE, NFLAVOURS };
-static const char *const flavours[NFLAVOURS] = { "target", "target.stripped", "target.pie" };
+#include "fixtures.h"
 
 static struct gobin *bins[NVERSIONS][NFLAVOURS];
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static int open_fixtures(void **state)
 {
-	const char *dir = getenv("GLIMPSE_FIXTURES");
-
-	if (!dir)
-		dir = "build/fixtures";
-	for (int v = 0; v < NVERSIONS; v++) {
-		for (int fl = 0; fl < NFLAVOURS; fl++) {
-			char path[512];
-			int rc;
-
-			snprintf(path, sizeof(path), "%s/go1.%d/%s", dir, versions[v], flavours[fl]);
-			rc = gobin_open(path, &bins[v][fl]);
-			if (rc) {
-				fprintf(stderr, "cannot open fixture %s: %s\n", path, err_msg(rc));
-				return -1;
-			}
-		}
-	}
-	return 0;
+	return fixtures_open_all(bins);
 }
 
 static int close_fixtures(void **state)
 {
-	for (int v = 0; v < NVERSIONS; v++)
-		for (int fl = 0; fl < NFLAVOURS; fl++)
-			gobin_close(bins[v][fl]);
+	fixtures_close_all(bins);
 	return 0;
 }
 

@@ -23,8 +23,7 @@
 #include "gobin.h"
 #include "pclntab.h"
 
-static const int versions[] = { 19, 21, 22, 23, 24, 25, 26 };
-#define NVERSIONS (int)(sizeof(versions) / sizeof(versions[0]))
+#include "fixtures.h"
 
 /* DWARF register numbers (x86-64 psABI) */
 enum { RAX = 0, RDX = 1, RCX = 2, RBX = 3, RDI = 5, XMM0 = 17, XMM1 = 18 };
@@ -33,32 +32,12 @@ static struct gobin *bins[NVERSIONS];
 static struct gobin *stripped[NVERSIONS];
 static struct gobin *pies[NVERSIONS];
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int open_one(int v, const char *flavour, struct gobin **out)
-{
-	const char *dir = getenv("GLIMPSE_FIXTURES");
-	char path[512];
-	int rc;
-
-	snprintf(path, sizeof(path), "%s/go1.%d/%s", dir ? dir : "build/fixtures", versions[v], flavour);
-	rc = gobin_open(path, out);
-	if (rc)
-		fprintf(stderr, "cannot open fixture %s: %s\n", path, err_msg(rc));
-	return rc;
-}
-
 static int open_fixtures(void **state)
 {
 	for (int v = 0; v < NVERSIONS; v++)
-		if (open_one(v, "target", &bins[v]) || open_one(v, "target.stripped", &stripped[v]) ||
-		    open_one(v, "target.pie", &pies[v]))
+		if (fixture_open(versions[v], "target", &bins[v]) ||
+		    fixture_open(versions[v], "target.stripped", &stripped[v]) ||
+		    fixture_open(versions[v], "target.pie", &pies[v]))
 			return -1;
 	return 0;
 }
