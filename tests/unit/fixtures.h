@@ -4,8 +4,10 @@
  */
 #ifndef GLIMPSE_TEST_FIXTURES_H
 #define GLIMPSE_TEST_FIXTURES_H
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "err.h"
@@ -53,6 +55,38 @@ static inline void fixtures_close_all(struct gobin *bins[][NFLAVOURS])
 			gobin_close(bins[v][fl]);
 			bins[v][fl] = NULL;
 		}
+}
+
+/* Line number of the first line of the target fixture's source containing text
+ * after the first line containing after (NULL: from the top), so tests do not
+ * break when the fixture is edited; aborts the test if there is none. */
+static inline int source_line_after(const char *after, const char *text)
+{
+	FILE *f = fopen("tests/fixtures/target/main.go", "r");
+	char line[1024];
+	int n = 0;
+	bool armed = !after;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		n++;
+		if (!armed) {
+			armed = strstr(line, after) != NULL;
+			continue;
+		}
+		if (strstr(line, text)) {
+			fclose(f);
+			return n;
+		}
+	}
+	if (f)
+		fclose(f);
+	fprintf(stderr, "tests/fixtures/target/main.go has no line with '%s'\n", text);
+	abort();
+}
+
+static inline int source_line(const char *text)
+{
+	return source_line_after(NULL, text);
 }
 
 static inline double now_ms(void)
