@@ -2,8 +2,21 @@
 /* snapshot.bpf.c - copies every goroutine of a live Go process without
  * stopping it: a sleepable task iterator that, for the first thread of the
  * target it visits, walks runtime.allgs with bpf_copy_from_user_task() and
- * writes one record per live goroutine (its runtime.g and the top of its stack)
- * to a ring buffer, and for every thread of the target writes its user registers.
+ * writes one record per live goroutine (its runtime.g and the used part of its
+ * stack) to a ring buffer, and for every thread of the target writes its user
+ * registers.
+ *
+ * Cost is what matters here (every remote copy costs ~0.3-0.8 us, whatever its
+ * size up to a page), so the walk copies as little and as rarely as it can:
+ * runtime.g structs sit next to each other in heap spans and allgs lists them
+ * mostly in address order, so one copy of a window serves many gs; each stack
+ * is copied once, from sp to stack.hi, straight into its ring record where the
+ * kernel allows (bpf_copy_from_user_task_dynptr, 6.16+); and the gs of a window
+ * (32 at most, ~25 us of copying) are re-checked together by one more copy of
+ * the window after their stacks were copied. A g that changed by then (see
+ * g_moved()) is reported in a SNAP_REC_TORN record after its SNAP_REC_G record.
+ * On this machine kind a 10k-goroutine walk takes ~10 ms, 0.75 us of each
+ * goroutine's ~1 us being its stack copy.
  *
  * It copies bytes only. The one thing it interprets is what it needs to find
  * a stack: atomicstatus, stack.lo/hi, sched/syscall sp, and for a running
@@ -29,83 +42,171 @@ struct {
 /* Mutable globals, so one loaded object serves any number of snapshots. */
 struct snap_params params;
 struct snap_ctl ctl;
+struct snap_prof prof;
+/* Set before load: fill prof (the verifier drops the timing code when 0), and
+ * assemble records in a buffer even where the kernel could copy stacks straight
+ * into the ring (so tests cover the path kernels before 6.16 take). */
+const volatile __u32 profile = 0;
+const volatile __u32 no_dynptr = 0;
 
-/* The goroutine record being assembled: header then stack. */
-struct g_buf {
-	struct snap_g h;
-	__u8 stack[SNAP_STACK_MAX];
-};
+/* 6.16+ (u32 off/size until 6.18, u64 after: integers of either width are
+ * compatible for libbpf and pass the same in registers). */
+extern int bpf_copy_from_user_task_dynptr(struct bpf_dynptr *dptr, __u32 off, __u32 size, const void *unsafe_ptr__ign,
+					  struct task_struct *tsk) __ksym __weak;
 
-static struct g_buf gbuf;
-static __u64 ptrs[SNAP_PTR_BATCH];
-static __u8 rbuf[SNAP_G_MAX]; /* the re-read part of runtime.g */
-
-/* runtime.g structs sit next to each other in heap spans, and allgs lists them
- * mostly in address order: one copy of a window serves the next few gs. */
-#define WIN 4096
-static __u8 win[WIN];
+/* A window of runtime.g structs (the slack lets a g at its end pass bounds
+ * checks), and the same window read again to re-check it. */
+static __u8 win[SNAP_WIN + SNAP_G_MAX];
+static __u8 rwin[SNAP_WIN + SNAP_G_MAX];
 static __u64 win_base;
 static __u32 win_len;
 
+/* The goroutines written from the current window, waiting for its re-read. */
+struct pending {
+	__u32 idx, off, status, src;
+};
+static struct pending pend[SNAP_WIN_GS];
+static __u32 npend;
+
+static __u64 ptrs[SNAP_PTR_BATCH];
+
+/* The record being written: its header, and on kernels without the dynptr
+ * copy the g and stack after it (assembled here, then output). */
+struct rec_buf {
+	struct snap_g h;
+	__u8 data[2 * SNAP_G_MAX + SNAP_STACK_MAX];
+};
+static struct rec_buf rbuf;
+
 #define MAX_ALLGS (1 << 23) /* bpf_for's limit on iterations */
+
+static __always_inline __u64 prof_start(void)
+{
+	return profile ? bpf_ktime_get_ns() : 0;
+}
+
+static __always_inline void prof_end(enum snap_prof_slot slot, __u64 t0)
+{
+	if (!profile || slot >= SNAP_PROF_SLOTS)
+		return;
+	prof.ns[slot] += bpf_ktime_get_ns() - t0;
+	prof.calls[slot]++;
+}
+
+/* Returns v with nothing known about it to the verifier (through memory it
+ * does not track), so that paths which differ only in v merge. */
+static __u64 forgotten;
+static __always_inline __u64 forget(__u64 v)
+{
+	forgotten = v;
+	asm volatile("" ::: "memory");
+	return forgotten;
+}
 
 static __always_inline long copy_user(void *dst, __u32 n, __u64 addr, struct task_struct *task)
 {
 	return bpf_copy_from_user_task(dst, n, (const void *)addr, task, 0);
 }
 
-/* Fields of a copied runtime.g (buf is gbuf.h.g or rbuf); 0 for a missing field. */
-static __always_inline __u64 field_u64(const __u8 *buf, __s32 off)
+/* Fields of a g at offset o of a window (win or rwin); 0 for a missing field. */
+static __always_inline __u64 field_u64(const __u8 *w, __u32 o, __s32 off)
 {
 	if (off < 0 || off > SNAP_G_MAX - 8)
 		return 0;
-	return *(const __u64 *)(buf + off);
+	return *(const __u64 *)(w + (o & (SNAP_WIN - 1)) + off);
 }
 
-static __always_inline __u32 field_u32(const __u8 *buf, __s32 off)
+static __always_inline __u32 field_u32(const __u8 *w, __u32 o, __s32 off)
 {
 	if (off < 0 || off > SNAP_G_MAX - 4)
 		return 0;
-	return *(const __u32 *)(buf + off);
+	return *(const __u32 *)(w + (o & (SNAP_WIN - 1)) + off);
 }
 
-/* Copies [h->sp, stack.hi) bounded by max_stack into gbuf.stack; returns its length. */
-static __always_inline __u32 copy_stack(struct task_struct *task, struct snap_g *h)
+/* How much of the stack above h->sp to copy (bounded by max_stack); sets the
+ * flags that explain a zero. */
+static __always_inline __u32 plan_stack(struct snap_g *h, __u32 o)
 {
-	__u64 lo = field_u64(h->g, params.g_stack_lo);
-	__u64 hi = field_u64(h->g, params.g_stack_hi);
-	__u64 sp = h->sp, want, len;
+	__u64 lo = field_u64(win, o, params.g_stack_lo);
+	__u64 hi = field_u64(win, o, params.g_stack_hi);
+	__u64 want;
 
-	if (!sp || sp < lo || sp >= hi) {
+	if (!h->sp || h->sp < lo || h->sp >= hi) {
 		h->flags |= SNAP_F_SP_OUTSIDE;
 		return 0;
 	}
-	want = hi - sp;
+	want = hi - h->sp;
 	if (want > params.max_stack) {
 		want = params.max_stack;
 		h->flags |= SNAP_F_TRUNCATED;
 	}
-	len = want;
-	barrier_var(len);
-	if (len > SNAP_STACK_MAX)
-		len = SNAP_STACK_MAX;
-	if (copy_user(gbuf.stack, len, sp, task)) {
-		h->flags |= SNAP_F_READ_FAILED;
+	if (want > SNAP_STACK_MAX)
+		want = SNAP_STACK_MAX;
+	h->stack_addr = h->sp;
+	return want;
+}
+
+/* The user registers of thread tid of the target into the record being
+ * written (rbuf.h), if that thread is off-CPU. Returns its context switch
+ * count plus one, to compare after the copy, or 0 with a flag saying why there
+ * is no stack. A global function (verified once, its task reference never
+ * reaches the walk's loop). */
+__noinline __u64 thread_regs(__u32 tid)
+{
+	struct snap_g *h = &rbuf.h;
+	struct task_struct *t;
+	struct pt_regs *regs;
+	__u64 csw = 0;
+
+	if (!bpf_ksym_exists(bpf_task_from_pid)) {
+		h->flags |= SNAP_F_NOTHREAD; /* kernel < 6.2 */
 		return 0;
 	}
-	h->stack_addr = sp;
-	h->stack_len = len;
-	return len;
+	t = bpf_task_from_pid(tid);
+	if (!t) {
+		h->flags |= SNAP_F_NOTHREAD;
+		return 0;
+	}
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (t->tgid != params.tgid || !regs) {
+		h->flags |= SNAP_F_NOTHREAD;
+	} else if (t->on_cpu) {
+		h->flags |= SNAP_F_ONCPU;
+	} else {
+		csw = t->nvcsw + t->nivcsw + 1;
+		h->src = SNAP_SRC_THREAD;
+		h->ip = BPF_CORE_READ(regs, ip);
+		h->sp = BPF_CORE_READ(regs, sp);
+		h->bp = BPF_CORE_READ(regs, bp);
+	}
+	bpf_task_release(t);
+	return csw;
+}
+
+/* After the stack of a running goroutine was copied from its thread's
+ * registers: whether that thread ran in between (or runs now), so that the
+ * registers no longer describe the copy. */
+__noinline int thread_moved(__u32 tid, __u64 csw)
+{
+	struct task_struct *t;
+	int moved;
+
+	if (!bpf_ksym_exists(bpf_task_from_pid))
+		return 1;
+	t = bpf_task_from_pid(tid);
+	if (!t)
+		return 1;
+	moved = t->on_cpu || t->nvcsw + t->nivcsw + 1 != csw;
+	bpf_task_release(t);
+	return moved;
 }
 
 /* A running goroutine: its stack is only where its thread's registers say, and
- * only while that thread is off-CPU. Never falls back to the stale g.sched. */
-static __always_inline __u32 copy_running(struct task_struct *task, struct snap_g *h)
+ * only while that thread is off-CPU. Never falls back to the stale g.sched.
+ * Returns what thread_regs() does. */
+static __always_inline __u64 plan_running(struct task_struct *task, struct snap_g *h, __u32 o)
 {
-	__u64 m = field_u64(h->g, params.g_m), procid = 0, csw;
-	struct task_struct *t;
-	struct pt_regs *regs;
-	__u32 len = 0;
+	__u64 m = field_u64(win, o, params.g_m), procid = 0;
 
 	if (!m || params.m_procid < 0 || copy_user(&procid, 8, m + params.m_procid, task) || !procid ||
 	    procid > 0x7fffffff) {
@@ -113,171 +214,311 @@ static __always_inline __u32 copy_running(struct task_struct *task, struct snap_
 		return 0;
 	}
 	h->tid = procid;
-	if (!bpf_ksym_exists(bpf_task_from_pid)) {
-		h->flags |= SNAP_F_NOTHREAD; /* kernel < 6.2 */
-		return 0;
-	}
-	t = bpf_task_from_pid(procid);
-	if (!t) {
-		h->flags |= SNAP_F_NOTHREAD;
-		return 0;
-	}
-	if (t->tgid != params.tgid) {
-		h->flags |= SNAP_F_NOTHREAD;
-		goto out;
-	}
-	if (t->on_cpu) {
-		h->flags |= SNAP_F_ONCPU;
-		goto out;
-	}
-	csw = t->nvcsw + t->nivcsw;
-	regs = (struct pt_regs *)bpf_task_pt_regs(t);
-	if (!regs) {
-		h->flags |= SNAP_F_NOTHREAD;
-		goto out;
-	}
-	h->src = SNAP_SRC_THREAD;
-	h->ip = BPF_CORE_READ(regs, ip);
-	h->sp = BPF_CORE_READ(regs, sp);
-	h->bp = BPF_CORE_READ(regs, bp);
-	len = copy_stack(task, h);
-	/* The thread ran in between: the registers no longer describe the copy. */
-	if (t->on_cpu || t->nvcsw + t->nivcsw != csw)
-		h->flags |= SNAP_F_TORN;
-out:
-	bpf_task_release(t);
-	return len;
+	return thread_regs(procid);
 }
 
-/* Re-reads status, sp and pc after the copy; any change marks the record torn. */
-static __always_inline void recheck(struct task_struct *task, struct snap_g *h, __u32 status)
+/* Marks h torn when the thread its stack came from ran while it was copied. */
+static __always_inline void check_thread(struct snap_g *h, __u64 csw)
 {
-	__u32 off = params.recheck_off, n = params.recheck_len;
-	__u32 now;
-
-	if (off > SNAP_G_MAX / 2 || n > SNAP_G_MAX / 2)
-		return;
-	if (copy_user(rbuf + off, n, h->addr + off, task)) {
-		h->flags |= SNAP_F_TORN;
-		return;
-	}
-	now = field_u32(rbuf, params.g_atomicstatus) & ~SNAP_G_SCANBIT;
-	if (now != status) {
-		h->flags |= SNAP_F_TORN;
-		return;
-	}
-	if (h->src == SNAP_SRC_SCHED &&
-	    (field_u64(rbuf, params.g_sched_sp) != h->sp || field_u64(rbuf, params.g_sched_pc) != h->ip))
-		h->flags |= SNAP_F_TORN;
-	if (h->src == SNAP_SRC_SYSCALL &&
-	    (field_u64(rbuf, params.g_syscallsp) != h->sp || field_u64(rbuf, params.g_syscallpc) != h->ip))
+	if (csw && thread_moved(h->tid, csw))
 		h->flags |= SNAP_F_TORN;
 }
 
-/* Copies the g at gaddr into h->g, from the window when it is there; reads a
- * new window when the next g (next) would be in it too. */
-static __always_inline long read_g(struct task_struct *task, struct snap_g *h, __u64 gaddr, __u32 gsz, __u64 next)
+/* Fills h from the g at offset o of the window; returns the stack bytes to copy.
+ * *csw is set for a running goroutine whose thread was off-CPU. */
+static __always_inline __u32 plan_g(struct task_struct *task, struct snap_g *h, __u32 o, __u32 status, __u64 *csw)
 {
-	__u64 off = gaddr - win_base;
-
-	if (win_len && gaddr >= win_base && off + gsz <= win_len)
-		return bpf_probe_read_kernel(h->g, gsz, win + (off & (WIN - 1)));
-	if (next > gaddr && next + gsz <= gaddr + WIN && !copy_user(win, WIN, gaddr, task)) {
-		win_base = gaddr;
-		win_len = WIN;
-		return bpf_probe_read_kernel(h->g, gsz, win);
+	if (status == SNAP_G_RUNNING) {
+		*csw = plan_running(task, h, o);
+		return *csw ? plan_stack(h, o) : 0;
 	}
-	return copy_user(h->g, gsz, gaddr, task);
+	if (status == SNAP_G_SYSCALL) {
+		h->src = SNAP_SRC_SYSCALL;
+		h->sp = field_u64(win, o, params.g_syscallsp);
+		h->ip = field_u64(win, o, params.g_syscallpc);
+		h->bp = field_u64(win, o, params.g_syscallbp);
+	} else {
+		h->src = SNAP_SRC_SCHED;
+		h->sp = field_u64(win, o, params.g_sched_sp);
+		h->ip = field_u64(win, o, params.g_sched_pc);
+		h->bp = field_u64(win, o, params.g_sched_bp);
+	}
+	return plan_stack(h, o);
 }
 
-/* Copies one goroutine and writes its record. Returns 0, or -1 when the ring
- * buffer is full (the caller stops and the next run starts at this index). */
-static __always_inline int copy_g(struct task_struct *task, __u32 idx, __u64 gaddr, __u64 next)
+/* Whether a record of size bytes, and the torn notices of a window after it, fit. */
+static __always_inline bool ring_has_room(__u32 size)
 {
-	struct snap_g *h = &gbuf.h;
-	__u32 gsz = params.g_size, status, len = 0;
+	__u64 used = bpf_ringbuf_query(&records, BPF_RB_AVAIL_DATA);
 
-	if (!gaddr)
+	return used + size + 16 + SNAP_RING_SLACK <= params.ring_size;
+}
+
+/* Writes the record of h, the g at offset o of the window and len bytes of
+ * stack copied straight into the ring. Returns 0 or -1 when the ring is full. */
+static __always_inline int emit_dynptr(struct task_struct *task, struct snap_g *h, __u32 o, __u64 len, __u64 csw)
+{
+	__u64 gsz = h->g_len, size, t0;
+	struct bpf_dynptr dp;
+	struct snap_g *hp;
+
+	barrier_var(gsz);
+	barrier_var(len);
+	if (gsz > SNAP_G_MAX || len > SNAP_STACK_MAX)
+		return 0; /* cannot happen: both were bounded before */
+	size = sizeof(*h) + gsz + len;
+	t0 = prof_start();
+	if (bpf_ringbuf_reserve_dynptr(&records, size, 0, &dp)) {
+		bpf_ringbuf_discard_dynptr(&dp, 0);
+		return -1;
+	}
+	bpf_dynptr_write(&dp, sizeof(*h), win + (o & (SNAP_WIN - 1)), gsz, 0);
+	prof_end(SNAP_PROF_EMIT, t0);
+	if (len) {
+		t0 = prof_start();
+		if (bpf_copy_from_user_task_dynptr(&dp, sizeof(*h) + gsz, len, (const void *)h->sp, task)) {
+			h->flags |= SNAP_F_READ_FAILED;
+			h->stack_addr = 0;
+			len = 0;
+		}
+		prof_end(SNAP_PROF_STACK, t0);
+		if (profile)
+			prof.stack_bytes += len;
+	}
+	h->stack_len = len;
+	check_thread(h, csw);
+	t0 = prof_start();
+	hp = bpf_dynptr_data(&dp, 0, sizeof(*hp));
+	if (hp)
+		*hp = *h; /* plain stores: cheaper than one more helper call */
+	bpf_ringbuf_submit_dynptr(&dp, 0);
+	prof_end(SNAP_PROF_EMIT, t0);
+	return 0;
+}
+
+/* The same for kernels before 6.16: assembles the record, then copies it out. */
+static __always_inline int emit_copy(struct task_struct *task, struct snap_g *h, __u32 o, __u64 len, __u64 csw)
+{
+	__u64 gsz = h->g_len, size, t0;
+
+	barrier_var(gsz);
+	barrier_var(len);
+	if (gsz > SNAP_G_MAX || len > SNAP_STACK_MAX)
+		return 0; /* cannot happen: both were bounded before */
+	bpf_probe_read_kernel(rbuf.data, gsz, win + (o & (SNAP_WIN - 1)));
+	if (len) {
+		t0 = prof_start();
+		if (copy_user(rbuf.data + gsz, len, h->sp, task)) {
+			h->flags |= SNAP_F_READ_FAILED;
+			h->stack_addr = 0;
+			len = 0;
+		}
+		prof_end(SNAP_PROF_STACK, t0);
+		if (profile)
+			prof.stack_bytes += len;
+	}
+	h->stack_len = len;
+	check_thread(h, csw);
+	size = sizeof(*h) + gsz + len;
+	if (size > sizeof(rbuf))
 		return 0;
-	if (gsz > SNAP_G_MAX)
-		gsz = SNAP_G_MAX;
-	if (read_g(task, h, gaddr, gsz, next))
-		return 0; /* cannot happen for a real g: allgs entries are never freed */
-	status = field_u32(h->g, params.g_atomicstatus) & ~SNAP_G_SCANBIT;
+	t0 = prof_start();
+	if (bpf_ringbuf_output(&records, &rbuf, size, 0))
+		return -1;
+	prof_end(SNAP_PROF_EMIT, t0);
+	return 0;
+}
+
+/* Reads [addr, addr + len) into the window (len <= SNAP_WIN). */
+static __always_inline long read_window(struct task_struct *task, __u64 addr, __u64 len)
+{
+	__u64 t0 = prof_start();
+	long rc;
+
+	len = forget(len);
+	if (len > SNAP_WIN)
+		len = SNAP_WIN;
+	rc = copy_user(win, len, addr, task);
+	prof_end(SNAP_PROF_WINDOW, t0);
+	win_base = addr;
+	win_len = rc ? 0 : len;
+	return rc;
+}
+
+/* Makes the window hold the g at gaddr, and the g after it (next) too when
+ * that one lies just above; or, failing that, the g alone. Returns 0 or -1. */
+static __always_inline int open_window(struct task_struct *task, __u64 gaddr, __u32 gsz, __u64 next)
+{
+	if (next > gaddr && next + gsz <= gaddr + SNAP_WIN && !read_window(task, gaddr, SNAP_WIN))
+		return 0;
+	return read_window(task, gaddr, gsz) ? -1 : 0;
+}
+
+/* Whether the g at offset o changed between the window and its re-read: for
+ * a parked g any of its first SNAP_G_RECHECK bytes (status, sched, syscall
+ * registers, and trackingSeq, which the runtime bumps each time a goroutine
+ * stops running, so one that ran and parked again at the same sp and pc is
+ * caught too); for a running one its status (its thread's context switches are
+ * checked when its stack is copied). The loop is unrolled and branch-free: an
+ * open-coded iterator would cost a kfunc call per word, and a branch per word
+ * would split the verifier's states. */
+static __always_inline bool g_moved(const struct pending *p)
+{
+	__u32 o = p->off & (SNAP_WIN - 1);
+	__u64 diff = 0;
+	int k;
+
+	if (p->src != SNAP_SRC_SCHED && p->src != SNAP_SRC_SYSCALL)
+		return (field_u32(rwin, o, params.g_atomicstatus) & ~SNAP_G_SCANBIT) != p->status;
+#pragma clang loop unroll(full)
+	for (k = 0; k < SNAP_G_RECHECK / 8; k++)
+		diff |= *(const __u64 *)(win + o + k * 8) ^ *(const __u64 *)(rwin + o + k * 8);
+	return diff != 0;
+}
+
+/* Compares the first n pending gs with the window as read again (len bytes,
+ * 0: unreadable) and writes a torn notice for each that moved. A global
+ * function, so that the verifier checks its loops once. */
+__noinline int compare_window(__u32 n, __u32 len)
+{
+	int i;
+
+	bpf_for(i, 0, n)
+	{
+		struct snap_torn torn = {SNAP_REC_TORN, 0};
+		struct pending *p;
+
+		if (i >= SNAP_WIN_GS)
+			break;
+		p = &pend[i];
+		if (len && !g_moved(p))
+			continue;
+		torn.idx = p->idx;
+		if (bpf_ringbuf_output(&records, &torn, sizeof(torn), 0))
+			ctl.torn_lost = 1;
+	}
+	return 0;
+}
+
+/* Re-reads the window and reports every pending g that moved since it was copied. */
+static __always_inline void recheck_window(struct task_struct *task)
+{
+	__u32 n = npend;
+	__u64 len = win_len, t0;
+
+	npend = 0;
+	if (!n || !len)
+		return;
+	barrier_var(len);
+	if (len > SNAP_WIN)
+		len = SNAP_WIN;
+	t0 = prof_start();
+	if (copy_user(rwin, len, win_base, task))
+		len = 0; /* every one of them counts as torn */
+	prof_end(SNAP_PROF_RECHECK, t0);
+	compare_window(n, len);
+}
+
+/* Copies the goroutine at gaddr (in the window at offset o) and writes its
+ * record. Returns 0, or -1 when the ring buffer is full (the caller stops and
+ * the next run starts at this index). */
+static __always_inline int copy_g(struct task_struct *task, __u32 idx, __u64 gaddr, __u32 gsz)
+{
+	__u32 o = gaddr - win_base, status, len;
+	struct snap_g *h = &rbuf.h;
+	struct pending *p;
+	__u64 csw = 0;
+	int rc;
+
+	status = field_u32(win, o, params.g_atomicstatus) & ~SNAP_G_SCANBIT;
 	if (status == SNAP_G_IDLE || status == SNAP_G_DEAD)
 		return 0;
+	/* The header lives in a global, not on the stack: the verifier then
+	 * tracks none of its values, which keeps the loop's states few. */
+	__builtin_memset(h, 0, sizeof(*h));
 	h->kind = SNAP_REC_G;
 	h->idx = idx;
 	h->addr = gaddr;
 	h->g_len = gsz;
-	h->flags = 0;
-	h->tid = 0;
-	h->stack_addr = 0;
-	h->stack_len = 0;
-	if (status == SNAP_G_RUNNING) {
-		h->src = SNAP_SRC_NONE;
-		h->ip = h->sp = h->bp = 0;
-		len = copy_running(task, h);
-	} else if (status == SNAP_G_SYSCALL) {
-		h->src = SNAP_SRC_SYSCALL;
-		h->sp = field_u64(h->g, params.g_syscallsp);
-		h->ip = field_u64(h->g, params.g_syscallpc);
-		h->bp = field_u64(h->g, params.g_syscallbp);
-		len = copy_stack(task, h);
+	len = plan_g(task, h, o, status, &csw);
+	/* Forget how len and csw (and elsewhere gaddr, rc, a window's length)
+	 * were reached: what follows is then checked once for all the ways to
+	 * get there, not once for each (the verifier's work, so load time, went
+	 * from 0.5 s to 0.06 s). */
+	len = forget(len);
+	csw = forget(csw);
+	if (!ring_has_room(sizeof(*h) + gsz + len))
+		return -1;
+	if (!no_dynptr && bpf_ksym_exists(bpf_copy_from_user_task_dynptr)) {
+		ctl.dynptr = 1;
+		rc = emit_dynptr(task, h, o, len, csw);
 	} else {
-		h->src = SNAP_SRC_SCHED;
-		h->sp = field_u64(h->g, params.g_sched_sp);
-		h->ip = field_u64(h->g, params.g_sched_pc);
-		h->bp = field_u64(h->g, params.g_sched_bp);
-		len = copy_stack(task, h);
+		rc = emit_copy(task, h, o, len, csw);
 	}
-	recheck(task, h, status);
-	if (len > SNAP_STACK_MAX)
-		len = SNAP_STACK_MAX;
-	if (bpf_ringbuf_output(&records, &gbuf, sizeof(struct snap_g) + len, 0))
+	if (forget(rc))
 		return -1;
 	ctl.emitted++;
+	p = &pend[npend & (SNAP_WIN_GS - 1)];
+	*p = (struct pending){idx, o, status, h->src};
+	npend++;
 	return 0;
 }
 
-/* Walks allgs from params.start; records where it stopped in ctl. */
-static __always_inline void walk(struct task_struct *task)
+/* Reads the allgs slice header and allglen; returns the entries to walk or -1. */
+static __always_inline int read_allgs(struct task_struct *task, __u64 *slice)
 {
-	__u64 slice[3], glen = 0, n, next;
-	int i, start = params.start, end;
+	__u64 glen = 0, n;
 	long rc;
 
-	rc = copy_user(slice, sizeof(slice), params.allgs, task);
+	rc = copy_user(slice, 24, params.allgs, task);
 	if (rc) {
 		ctl.err = rc;
 		ctl.err_addr = params.allgs;
-		return;
+		return -1;
 	}
 	rc = copy_user(&glen, sizeof(glen), params.allglen, task);
 	if (rc) {
 		ctl.err = rc;
 		ctl.err_addr = params.allglen;
-		return;
+		return -1;
 	}
-	ctl.walked = 1;
-	win_len = 0;
 	n = slice[1] < glen ? slice[1] : glen;
 	if (n > slice[2] || n > MAX_ALLGS || (n && !slice[0])) {
 		ctl.err = -22; /* EINVAL: not a goroutine list */
 		ctl.err_addr = params.allgs;
-		return;
+		return -1;
 	}
-	end = n;
+	return n;
+}
+
+/* Walks allgs from params.start; records where it stopped in ctl. */
+static __always_inline void walk(struct task_struct *task)
+{
+	__u32 gsz = params.g_size;
+	int i, start = params.start, end;
+	__u64 slice[3];
+	bool in_win;
+	long rc;
+
+	end = read_allgs(task, slice);
+	if (end < 0)
+		return;
+	ctl.walked = 1;
 	ctl.len = end;
+	win_len = 0;
+	npend = 0;
+	if (gsz > SNAP_G_MAX)
+		gsz = SNAP_G_MAX;
 	bpf_for(i, start, end)
 	{
 		__u32 k = (i - start) & (SNAP_PTR_BATCH - 1);
+		__u64 gaddr;
 
 		if (ctl.emitted >= params.max_goroutines) {
 			ctl.truncated = 1;
 			ctl.done = 1;
 			ctl.next = i;
-			return;
+			goto out;
 		}
 		if (k == 0) {
 			__u64 cnt = end - i;
@@ -289,18 +530,33 @@ static __always_inline void walk(struct task_struct *task)
 			if (rc) {
 				ctl.err = rc;
 				ctl.err_addr = slice[0] + (__u64)i * 8;
-				return;
+				goto out;
 			}
 		}
-		next = k + 1 < SNAP_PTR_BATCH && i + 1 < end ? ptrs[(k + 1) & (SNAP_PTR_BATCH - 1)] : 0;
-		if (copy_g(task, i, ptrs[k], next) < 0) {
+		gaddr = ptrs[k];
+		if (!gaddr)
+			continue;
+		in_win = win_len && gaddr >= win_base && gaddr + gsz <= win_base + win_len;
+		if (!in_win || npend >= SNAP_WIN_GS)
+			recheck_window(task);
+		if (!in_win) {
+			__u64 next = k + 1 < SNAP_PTR_BATCH && i + 1 < end ? ptrs[(k + 1) & (SNAP_PTR_BATCH - 1)] : 0;
+
+			/* Unreadable: cannot happen for a real g (allgs entries are never freed). */
+			if (open_window(task, gaddr, gsz, next))
+				continue;
+		}
+		/* forget(): see copy_g(). */
+		if (copy_g(task, i, forget(gaddr), gsz) < 0) {
 			ctl.full = 1;
 			ctl.next = i;
-			return;
+			goto out;
 		}
 	}
 	ctl.next = end;
 	ctl.done = 1;
+out:
+	recheck_window(task);
 }
 
 static __always_inline void emit_thread(struct task_struct *task)
@@ -327,11 +583,15 @@ SEC("iter.s/task")
 int snapshot_walk(struct bpf_iter__task *ctx)
 {
 	struct task_struct *task = ctx->task;
+	__u64 t0;
 
 	if (!task || task->tgid != params.tgid)
 		return 0;
-	if (!ctl.walked)
+	if (!ctl.walked) {
+		t0 = prof_start();
 		walk(task);
+		prof_end(SNAP_PROF_WALK, t0);
+	}
 	emit_thread(task);
 	return 0;
 }

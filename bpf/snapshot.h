@@ -8,9 +8,17 @@
 #ifndef GLIMPSE_SNAPSHOT_H
 #define GLIMPSE_SNAPSHOT_H
 
-#define SNAP_G_MAX     512	  /* bytes reserved for a copy of runtime.g */
+#define SNAP_G_MAX     512	  /* bytes of runtime.g copied at most */
 #define SNAP_STACK_MAX (1u << 20) /* hard cap of stack bytes copied per goroutine */
 #define SNAP_PTR_BATCH 64	  /* allgs entries read per copy */
+#define SNAP_WIN       8192	  /* bytes of neighbouring runtime.g structs read per copy */
+#define SNAP_WIN_GS    32	  /* goroutines re-checked per re-read of a window */
+/* Bytes at the start of a runtime.g compared before and after its stack is
+ * copied: they hold stack, sched, syscallsp/pc, atomicstatus and trackingSeq
+ * (at 188-199) in every Go version from 1.19 to 1.26, and every g is larger. */
+#define SNAP_G_RECHECK 256
+/* Ring space the walk keeps free for the torn notices of the current window. */
+#define SNAP_RING_SLACK (SNAP_WIN_GS * 16 + 64)
 
 /* atomicstatus values the walk needs (runtime2.go). */
 #define SNAP_G_IDLE    0
@@ -22,6 +30,7 @@
 enum snap_kind {
 	SNAP_REC_G = 1,
 	SNAP_REC_THREAD = 2,
+	SNAP_REC_TORN = 3,
 };
 
 /* Where a goroutine's copied stack starts (snap_g.src). */
@@ -56,10 +65,8 @@ struct snap_params {
 	__s32 g_syscallsp, g_syscallpc, g_syscallbp;
 	__s32 g_atomicstatus;
 	__s32 m_procid;
-	__u32 recheck_off; /* part of g re-read after copying a stack: covers */
-	__u32 recheck_len; /* atomicstatus, sched.sp/pc and syscallsp/pc */
-	__u32 start;	   /* allgs index this run starts at */
-	__u32 pad;
+	__u32 start;	 /* allgs index this run starts at */
+	__u32 ring_size; /* bytes of the ring buffer (set by reader_bpf.c) */
 };
 
 /* Written by the walk; userspace zeroes it before a snapshot and clears `walked`
@@ -75,10 +82,31 @@ struct snap_ctl {
 	__u32 truncated;    /* stopped at max_goroutines */
 	__u32 full;	    /* the last run stopped because the ring buffer was full */
 	__u32 threads_lost; /* a thread record did not fit: run again for them */
+	__u32 dynptr;	    /* the last run copied stacks straight into the ring */
+	__u32 torn_lost;    /* a torn notice did not fit: treat the run's gs as torn */
+	__u32 pad;
 };
 
-/* One goroutine: the header is followed by stack_len bytes of stack, copied
- * from stack_addr upward. */
+/* Where the walk's time went, when the program was loaded with `profile` set
+ * (ns and call counts; each timed call costs ~30 ns more). */
+enum snap_prof_slot {
+	SNAP_PROF_WALK,	   /* the whole walk */
+	SNAP_PROF_WINDOW,  /* copies of runtime.g windows and single gs */
+	SNAP_PROF_STACK,   /* stack copies */
+	SNAP_PROF_RECHECK, /* re-reads of windows and single gs */
+	SNAP_PROF_EMIT,	   /* ring reservations, header writes, submits */
+	SNAP_PROF_SLOTS,
+};
+
+struct snap_prof {
+	__u64 ns[SNAP_PROF_SLOTS];
+	__u64 calls[SNAP_PROF_SLOTS];
+	__u64 stack_bytes;
+};
+
+/* One goroutine: the header is followed by g_len bytes of runtime.g and then
+ * stack_len bytes of stack, copied from stack_addr upward. A record may carry
+ * unused bytes after those (a stack copy that failed). */
 struct snap_g {
 	__u32 kind;	  /* SNAP_REC_G */
 	__u32 idx;	  /* index in allgs */
@@ -89,9 +117,15 @@ struct snap_g {
 	__u32 src;	  /* enum snap_src */
 	__u32 tid;	  /* m.procid of a running goroutine, else 0 */
 	__u64 ip, sp, bp; /* where unwinding starts (from src) */
-	__u32 g_len;	  /* bytes of g copied */
+	__u32 g_len;	  /* bytes of g that follow */
 	__u32 pad;
-	__u8 g[SNAP_G_MAX];
+};
+
+/* A goroutine written earlier (same idx) changed while it was copied: its
+ * status, sp or pc differed when its g was read again. */
+struct snap_torn {
+	__u32 kind; /* SNAP_REC_TORN */
+	__u32 idx;
 };
 
 /* One thread of the target, seen by the task iterator. */

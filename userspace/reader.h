@@ -39,7 +39,7 @@ enum raw_src {
 struct raw_g {
 	uint64_t addr; /* address of the runtime.g */
 	uint32_t idx;  /* its index in runtime.allgs */
-	uint8_t *hdr;  /* offsets.g_size bytes of the g (hdr_len) */
+	uint8_t *hdr;  /* offsets.g_size bytes of the g (hdr_len), owned by the snapshot */
 	uint32_t hdr_len;
 	uint64_t goid;	 /* from hdr, for convenience */
 	uint32_t status; /* atomicstatus from hdr, scan bit included */
@@ -49,7 +49,7 @@ struct raw_g {
 			      * cannot see a thread's bp) */
 	uint64_t stack_addr; /* run-time address where `stack` starts (the sp used) */
 	uint32_t stack_len;
-	uint8_t *stack;	      /* NULL when stack_len is 0; shares hdr's allocation */
+	uint8_t *stack;	      /* NULL when stack_len is 0; owned by the snapshot */
 	bool stack_truncated; /* the stack continues above stack_addr + stack_len */
 	bool regs_valid;      /* ip/sp/bp are the registers of thread `tid` */
 	uint32_t tid;	      /* m.procid of a running goroutine, else 0 */
@@ -69,20 +69,23 @@ struct raw_thread {
 	uint64_t fsbase;
 };
 
+struct raw_block;
+
 struct raw_snapshot {
 	const char *reader; /* "bpf" or "process_vm_readv" (static strings) */
 	size_t n;
 	struct raw_g *gs;
 	size_t nthreads;
 	struct raw_thread *threads;
-	uint64_t started_ns;  /* CLOCK_REALTIME when the copy started */
-	uint64_t duration_ns; /* wall time of the copy (BPF load excluded) */
-	uint64_t setup_ns;    /* BPF load and attach time, 0 for process_vm_readv */
-	size_t torn;	      /* goroutines marked torn */
-	size_t allglen;	      /* entries of allgs seen (dead ones included) */
-	bool truncated;	      /* stopped at max_goroutines */
-	unsigned int runs;    /* iterator runs (the ring buffer filled up runs-1 times) */
-	char fallback[256];   /* why BPF was not used ("" when it was, or not allowed) */
+	uint64_t started_ns;	  /* CLOCK_REALTIME when the copy started */
+	uint64_t duration_ns;	  /* wall time of the copy (BPF load excluded) */
+	uint64_t setup_ns;	  /* BPF load and attach time, 0 for process_vm_readv */
+	size_t torn;		  /* goroutines marked torn */
+	size_t allglen;		  /* entries of allgs seen (dead ones included) */
+	bool truncated;		  /* stopped at max_goroutines */
+	unsigned int runs;	  /* iterator runs (the ring buffer filled up runs-1 times) */
+	char fallback[256];	  /* why BPF was not used ("" when it was, or not allowed) */
+	struct raw_block *blocks; /* internal: the memory hdr and stack point into */
 };
 
 /* Copies every live goroutine of pid. off are the target binary's runtime
@@ -103,8 +106,11 @@ int reader_vm_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, c
 		       struct raw_snapshot *out);
 
 /* The BPF reader, loaded once and used for many snapshots (loading costs
- * 0.06-1 s; a snapshot of 10k goroutines 10-20 ms). Takes one snapshot at a
- * time; opening swaps libbpf's print callback for a moment (not thread-safe).
+ * 0.06-1 s; a snapshot of 10k goroutines ~11 ms, ~20 ms in a fresh process).
+ * Takes one snapshot at a time; opening swaps libbpf's print callback for a
+ * moment (not thread-safe). Environment read at open: GLIMPSE_READER_PROFILE=1
+ * prints where each snapshot's time went (both readers), GLIMPSE_BPF_NO_DYNPTR=1
+ * takes the path of kernels before 6.16, GLIMPSE_BPF_DEBUG=1 shows libbpf's log.
  * reader_bpf_open returns 0 and sets *out, or a negative code with a message
  * saying why BPF is unusable (needs CAP_BPF+CAP_PERFMON, kernel >= 6.2 with BTF). */
 struct reader_bpf;
@@ -124,14 +130,26 @@ struct buf;
 /* Checks pid exists and off is usable and fills the walk's parameters. */
 int reader_params(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
 		  struct snap_params *p);
-/* Appends the raw_g for record h to gs (a buffer of struct raw_g). mem holds
- * h->g_len bytes of g followed by h->stack_len bytes of stack; gs takes it. */
-void reader_add_g(struct buf *gs, const struct snap_g *h, uint8_t *mem, const struct go_offsets *off);
+/* Returns n bytes that out owns (raw_snapshot_free frees them): from its last
+ * block, or a new block of max(n, block) bytes (always a new one for n == 0).
+ * One allocation serves many gs; large blocks are faulted in at once. */
+uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block);
+/* Before a snapshot starts: makes room, already faulted in, for what a target
+ * with allglen goroutines will need (their raw_g in gs, their g and stack bytes
+ * in out's memory), so that the copy itself touches no fresh memory (a fault
+ * costs ~2 us a page here). A hint: the readers still grow both as needed. */
+void reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs);
+/* Appends the raw_g for record h to gs (a buffer of struct raw_g): its g is the
+ * h->g_len bytes at g, its stack the h->stack_len bytes at stack, both memory
+ * of the snapshot. */
+void reader_add_g(struct buf *gs, const struct snap_g *h, uint8_t *g, uint8_t *stack, const struct go_offsets *off);
 /* Moves gs into out->gs/n (in allgs order) and counts out->torn. */
 void reader_finish(struct raw_snapshot *out, struct buf *gs);
 /* The time on clock clk in ns. */
 uint64_t reader_now_ns(clockid_t clk);
 /* The message for the walk failing to read allgs (rc: negative errno). */
 int reader_allgs_error(int rc, pid_t pid, uint64_t addr);
+/* Whether GLIMPSE_READER_PROFILE asks the readers to print where their time went. */
+bool reader_profiling(void);
 
 #endif

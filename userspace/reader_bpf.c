@@ -5,7 +5,10 @@
  *
  * The walk stops when the ring buffer is full and records where; each run is
  * followed by draining the ring and, if needed, another run from that index,
- * so any number of goroutines fits through a fixed-size ring.
+ * so any number of goroutines fits through a fixed-size ring. Draining copies
+ * each run's records into one block of memory (no allocation per goroutine):
+ * on this machine kind fresh memory and per-record work cost as much as the
+ * copying itself.
  */
 #include "reader.h"
 
@@ -31,23 +34,32 @@
 struct reader_bpf {
 	struct snapshot_bpf *skel;
 	struct ring_buffer *ring;
+	uint32_t ring_bytes;
 	/* The snapshot being taken. */
 	const struct go_offsets *off;
-	struct buf gs;	    /* struct raw_g */
+	struct raw_snapshot *out;
+	size_t left;	    /* bytes of records of this run not drained yet */
+	struct buf gs;	    /* struct raw_g, in allgs order */
 	struct buf threads; /* struct raw_thread */
 };
 
 static char libbpf_msg[256];
 
+static bool env_set(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v && strcmp(v, "0");
+}
+
 /* Keeps libbpf quiet (a failed load is not an error here: there is a fallback)
  * but remembers its last warning; GLIMPSE_BPF_DEBUG=1 shows everything. */
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	const char *debug = getenv("GLIMPSE_BPF_DEBUG");
 	va_list copy;
 	size_t n;
 
-	if (debug && *debug && strcmp(debug, "0")) {
+	if (env_set("GLIMPSE_BPF_DEBUG")) {
 		va_copy(copy, ap);
 		vfprintf(stderr, fmt, copy);
 		va_end(copy);
@@ -85,6 +97,27 @@ static void add_thread(struct reader_bpf *r, const struct snap_thread *rec)
 	buf_add(&r->threads, &t, sizeof(t));
 }
 
+/* A goroutine written before (records come in allgs order) changed while it
+ * was copied. */
+static void mark_torn(struct reader_bpf *r, uint32_t idx)
+{
+	struct raw_g *gs = (struct raw_g *)r->gs.p;
+	size_t lo = 0, hi = r->gs.len / sizeof(*gs);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (gs[mid].idx == idx) {
+			gs[mid].torn = true;
+			return;
+		}
+		if (gs[mid].idx < idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+}
+
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct reader_bpf *r = ctx;
@@ -97,12 +130,18 @@ static int on_record(void *ctx, void *data, size_t size)
 		add_thread(r, data);
 		return 0;
 	}
-	if (h->kind != SNAP_REC_G || size < sizeof(*h) || h->g_len > SNAP_G_MAX || size < sizeof(*h) + h->stack_len)
+	if (h->kind == SNAP_REC_TORN && size >= sizeof(struct snap_torn)) {
+		mark_torn(r, ((const struct snap_torn *)data)->idx);
 		return 0;
-	mem = xmalloc(h->g_len + h->stack_len);
-	memcpy(mem, h->g, h->g_len);
-	memcpy(mem + h->g_len, (const uint8_t *)data + sizeof(*h), h->stack_len);
-	reader_add_g(&r->gs, h, mem, r->off);
+	}
+	if (h->kind != SNAP_REC_G || size < sizeof(*h) || h->g_len > SNAP_G_MAX ||
+	    size < sizeof(*h) + h->g_len + h->stack_len)
+		return 0;
+	/* A new block, if one is needed, is what the rest of the run needs. */
+	mem = reader_alloc(r->out, h->g_len + h->stack_len, r->left);
+	r->left -= r->left < size + 8 ? r->left : size + 8;
+	memcpy(mem, h + 1, h->g_len + h->stack_len);
+	reader_add_g(&r->gs, h, mem, mem + h->g_len, r->off);
 	return 0;
 }
 
@@ -135,6 +174,7 @@ int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
 		return err_set(EINVAL, "BPF ring buffer of %u bytes: want a power of two of at least %u", ring_bytes,
 			       MIN_RING_BYTES);
 	r = xcalloc(1, sizeof(*r));
+	r->ring_bytes = ring_bytes;
 	old = libbpf_set_print(quiet_print);
 	libbpf_msg[0] = '\0';
 	r->skel = snapshot_bpf__open();
@@ -142,6 +182,8 @@ int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
 		rc = load_failed(-errno, "opening the BPF snapshot program");
 		goto fail;
 	}
+	r->skel->rodata->profile = reader_profiling();
+	r->skel->rodata->no_dynptr = env_set("GLIMPSE_BPF_NO_DYNPTR");
 	rc = bpf_map__set_max_entries(r->skel->maps.records, ring_bytes);
 	if (rc) {
 		rc = load_failed(rc, "sizing the BPF ring buffer");
@@ -180,6 +222,7 @@ void reader_bpf_close(struct reader_bpf *r)
 static struct bpf_link *attach(struct reader_bpf *r, pid_t pid)
 {
 	union bpf_iter_link_info info = {0};
+	// cppcheck-suppress unknownMacro
 	LIBBPF_OPTS(bpf_iter_attach_opts, opts, .link_info = &info, .link_info_len = sizeof(info));
 	struct bpf_link *link;
 
@@ -190,9 +233,17 @@ static struct bpf_link *attach(struct reader_bpf *r, pid_t pid)
 	return bpf_program__attach_iter(r->skel->progs.snapshot_walk, NULL);
 }
 
-/* One pass of the iterator, then drains what it wrote. */
-static int run_once(struct reader_bpf *r, struct bpf_link *link, pid_t pid)
+/* Where a snapshot's time went (GLIMPSE_READER_PROFILE=1), in ns. */
+struct bpf_profile {
+	uint64_t iter, drain;
+};
+
+/* One pass of the iterator, then drains what it wrote into memory of out. */
+static int run_once(struct reader_bpf *r, struct bpf_link *link, pid_t pid, struct bpf_profile *prof)
 {
+	struct ring *ring = ring_buffer__ring(r->ring, 0);
+	uint64_t t0 = reader_now_ns(CLOCK_MONOTONIC), t1;
+	size_t gs;
 	char sink[64];
 	ssize_t n;
 	int fd, rc;
@@ -206,14 +257,22 @@ static int run_once(struct reader_bpf *r, struct bpf_link *link, pid_t pid)
 	close(fd);
 	if (rc)
 		return err_set(-rc, "running the BPF task iterator for pid %d: %s", (int)pid, strerror(-rc));
+	t1 = reader_now_ns(CLOCK_MONOTONIC);
+	/* Room for everything this run wrote, so draining allocates at most once. */
+	r->left = ring ? ring__avail_data_size(ring) : 0;
+	gs = r->skel->bss->ctl.len;
+	if (gs > r->gs.len / sizeof(struct raw_g))
+		buf_grow(&r->gs, gs * sizeof(struct raw_g) - r->gs.len);
 	rc = ring_buffer__consume(r->ring);
 	if (rc < 0)
 		return err_set(-rc, "draining the BPF ring buffer: %s", strerror(-rc));
+	prof->iter += t1 - t0;
+	prof->drain += reader_now_ns(CLOCK_MONOTONIC) - t1;
 	return 0;
 }
 
 /* Runs the walk until it has covered allgs, resuming where the ring filled up. */
-static int run_walk(struct reader_bpf *r, struct bpf_link *link, pid_t pid, struct raw_snapshot *out)
+static int run_walk(struct reader_bpf *r, struct bpf_link *link, pid_t pid, struct bpf_profile *prof)
 {
 	struct snap_ctl *ctl = &r->skel->bss->ctl;
 	struct snap_params *p = &r->skel->bss->params;
@@ -225,10 +284,10 @@ static int run_walk(struct reader_bpf *r, struct bpf_link *link, pid_t pid, stru
 
 		p->start = start;
 		ctl->walked = ctl->done = ctl->full = ctl->threads_lost = 0;
-		rc = run_once(r, link, pid);
+		rc = run_once(r, link, pid, prof);
 		if (rc)
 			return rc;
-		out->runs++;
+		r->out->runs++;
 		if (ctl->err)
 			return reader_allgs_error(ctl->err, pid, ctl->err_addr);
 		if (!ctl->walked)
@@ -241,57 +300,83 @@ static int run_walk(struct reader_bpf *r, struct bpf_link *link, pid_t pid, stru
 	return err_set(EAGAIN, "pid %d: the BPF walk did not finish in %d runs", (int)pid, MAX_RUNS);
 }
 
-static void drop_partial(struct reader_bpf *r)
+static void print_profile(const struct reader_bpf *r, const struct raw_snapshot *out, const struct bpf_profile *prof,
+			  uint64_t finish)
 {
-	struct raw_g *gs = (struct raw_g *)r->gs.p;
+	const struct snap_prof *p = &r->skel->bss->prof;
+	static const char *const names[SNAP_PROF_SLOTS] = {"walk", "windows", "stacks", "rechecks", "emit"};
+	size_t n = out->n ? out->n : 1;
 
-	for (size_t i = 0; i < r->gs.len / sizeof(*gs); i++)
-		free(gs[i].hdr);
-	buf_free(&r->gs);
-	buf_free(&r->threads);
+	fprintf(stderr, "glimpse bpf reader: %zu goroutines in %.3f ms (%.3f us each), %u run(s), %s copy\n", out->n,
+		out->duration_ns / 1e6, out->duration_ns / 1e3 / n, out->runs,
+		r->skel->bss->ctl.dynptr ? "dynptr" : "buffered");
+	fprintf(stderr, "  iterator %.3f ms, drain %.3f ms (%.3f us each), finish %.3f ms\n", prof->iter / 1e6,
+		prof->drain / 1e6, prof->drain / 1e3 / n, finish / 1e6);
+	for (int i = 0; i < SNAP_PROF_SLOTS; i++)
+		fprintf(stderr, "  bpf %-8s %8.3f ms %7llu calls %6.3f us/call\n", names[i], p->ns[i] / 1e6,
+			(unsigned long long)p->calls[i], p->calls[i] ? p->ns[i] / 1e3 / p->calls[i] : 0.0);
+	fprintf(stderr, "  stack bytes %llu (%llu per goroutine)\n", (unsigned long long)p->stack_bytes,
+		(unsigned long long)(p->stack_bytes / n));
 }
 
 int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets *off, uint64_t bias,
 			const struct read_limits *lim, struct raw_snapshot *out)
 {
+	struct snap_params *p = &r->skel->bss->params;
+	struct bpf_profile prof = {0};
 	struct bpf_link *link;
-	uint64_t t0;
+	uint64_t t0, t1;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = reader_params(pid, off, bias, lim, &r->skel->bss->params);
+	rc = reader_params(pid, off, bias, lim, p);
 	if (rc)
 		return rc;
+	p->ring_size = r->ring_bytes;
+	memset(&r->skel->bss->prof, 0, sizeof(r->skel->bss->prof));
 	r->off = off;
+	r->out = out;
+	reader_reserve(pid, p, out, &r->gs);
 	t0 = reader_now_ns(CLOCK_MONOTONIC);
 	link = attach(r, pid);
-	if (!link)
-		return err_set(errno, "attaching the BPF task iterator: %s", strerror(errno));
+	if (!link) {
+		rc = err_set(errno, "attaching the BPF task iterator: %s", strerror(errno));
+		buf_free(&r->gs);
+		raw_snapshot_free(out);
+		return rc;
+	}
 	out->setup_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
 	out->reader = "bpf";
 	out->started_ns = reader_now_ns(CLOCK_REALTIME);
 	t0 = reader_now_ns(CLOCK_MONOTONIC);
-	rc = run_walk(r, link, pid, out);
+	rc = run_walk(r, link, pid, &prof);
 	bpf_link__destroy(link);
 	if (rc) {
-		drop_partial(r);
-		memset(out, 0, sizeof(*out));
+		buf_free(&r->gs);
+		buf_free(&r->threads);
+		raw_snapshot_free(out);
 		return rc;
 	}
+	t1 = reader_now_ns(CLOCK_MONOTONIC);
 	out->allglen = r->skel->bss->ctl.len;
 	out->truncated = r->skel->bss->ctl.truncated;
 	out->nthreads = r->threads.len / sizeof(struct raw_thread);
 	out->threads = (struct raw_thread *)buf_detach(&r->threads);
+	if (r->skel->bss->ctl.torn_lost)
+		for (size_t i = 0; i < r->gs.len / sizeof(struct raw_g); i++)
+			((struct raw_g *)r->gs.p)[i].torn = true;
 	reader_finish(out, &r->gs);
 	out->duration_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
+	if (r->skel->rodata->profile)
+		print_profile(r, out, &prof, reader_now_ns(CLOCK_MONOTONIC) - t1);
 	return 0;
 }
 
 int reader_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
 		    bool allow_bpf, struct raw_snapshot *out)
 {
+	struct reader_bpf *r = NULL;
 	struct snap_params p;
-	struct reader_bpf *r;
 	char why[sizeof(out->fallback)] = "";
 	uint64_t t0;
 	int rc;
@@ -303,7 +388,7 @@ int reader_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, cons
 	if (allow_bpf) {
 		t0 = reader_now_ns(CLOCK_MONOTONIC);
 		rc = reader_bpf_open(&r);
-		if (!rc) {
+		if (!rc && r) {
 			uint64_t load_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
 
 			rc = reader_bpf_snapshot(r, pid, off, bias, lim, out);

@@ -1,13 +1,18 @@
 /* reader_vm.c - the process_vm_readv goroutine reader, and what both readers
- * share (parameters, turning records into struct raw_g).
+ * share (parameters, the snapshot's memory, turning records into struct raw_g).
  *
  * It does from userspace what bpf/snapshot.bpf.c does in the kernel, producing
  * the very same struct snap_g records: read allgs, then in chunks of CHUNK
- * goroutines read their runtime.g (one batched process_vm_readv), their stacks
- * (another), and re-read status/sp/pc (a third) to mark the ones that moved as
- * torn. A running goroutine's registers come from /proc/PID/task/TID/syscall,
- * which has them only while the thread sleeps in the kernel. The target is never
- * stopped or written.
+ * goroutines read their runtime.g structs (coalesced ranges, one batched
+ * process_vm_readv), their stacks (one iovec each, straight into the
+ * snapshot's memory), and the g ranges again to mark the ones whose status, sp
+ * or pc moved as torn. A running goroutine's registers come from
+ * /proc/PID/task/TID/syscall, which has them only while the thread sleeps in the
+ * kernel. The target is never stopped or written.
+ *
+ * Each iovec costs ~0.6 us here whatever its size up to a page, fresh memory
+ * ~1.4 us a page: so ranges are coalesced, and every chunk's goroutines share
+ * one block of memory.
  */
 #include "reader.h"
 
@@ -20,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -31,7 +37,7 @@ _Static_assert((int)RAW_SRC_SCHED == (int)SNAP_SRC_SCHED && (int)RAW_SRC_SYSCALL
 		   (int)RAW_SRC_THREAD == (int)SNAP_SRC_THREAD,
 	       "enum raw_src mirrors enum snap_src");
 
-#define CHUNK	  4096 /* goroutines per batch */
+#define CHUNK	  512  /* goroutines per batch (bounds the time between copy and re-check) */
 #define IOV_BATCH 1024 /* iovecs per process_vm_readv (UIO_MAXIOV) */
 #define MAX_ALLGS (1u << 23)
 
@@ -70,20 +76,9 @@ static bool field_ok(int off, int size, int g_size)
 	return off >= 0 && off + size <= g_size;
 }
 
-static void widen(uint32_t *lo, uint32_t *hi, int off, int size)
-{
-	if (off < 0)
-		return;
-	if ((uint32_t)off < *lo)
-		*lo = off;
-	if ((uint32_t)(off + size) > *hi)
-		*hi = off + size;
-}
-
 int reader_params(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
 		  struct snap_params *p)
 {
-	uint32_t lo = UINT32_MAX, hi = 0;
 	int gs = off->g_size;
 
 	memset(p, 0, sizeof(*p));
@@ -93,8 +88,9 @@ int reader_params(pid_t pid, const struct go_offsets *off, uint64_t bias, const 
 		return err_set(ESRCH, "no process with pid %d", (int)pid);
 	if (!off->allgs || !off->allglen)
 		return err_set(GLIMPSE_ENOTGO, "pid %d: the addresses of runtime.allgs/allglen are unknown", (int)pid);
-	if (gs <= 0 || gs > SNAP_G_MAX)
-		return err_set(GLIMPSE_EUNSUP, "runtime.g of %d bytes: glimpse copies at most %d", gs, SNAP_G_MAX);
+	if (gs < SNAP_G_RECHECK || gs > SNAP_G_MAX)
+		return err_set(GLIMPSE_EUNSUP, "runtime.g of %d bytes: glimpse copies %d to %d", gs, SNAP_G_RECHECK,
+			       SNAP_G_MAX);
 	if (!field_ok(off->g_stack_lo, 8, gs) || !field_ok(off->g_stack_hi, 8, gs) || !field_ok(off->g_m, 8, gs) ||
 	    !field_ok(off->g_sched + off->gobuf_sp, 8, gs) || !field_ok(off->g_sched + off->gobuf_pc, 8, gs) ||
 	    !field_ok(off->g_syscallsp, 8, gs) || !field_ok(off->g_syscallpc, 8, gs) ||
@@ -102,6 +98,11 @@ int reader_params(pid_t pid, const struct go_offsets *off, uint64_t bias, const 
 	    off->g_sched < 0)
 		return err_set(GLIMPSE_EUNSUP, "runtime offsets are incomplete (from %s)",
 			       off->source ? off->source : "nowhere");
+	/* The re-check after copying a stack compares the start of the g. */
+	if (!field_ok(off->g_sched + off->gobuf_pc, 8, SNAP_G_RECHECK) ||
+	    !field_ok(off->g_syscallpc, 8, SNAP_G_RECHECK) || !field_ok(off->g_atomicstatus, 4, SNAP_G_RECHECK))
+		return err_set(GLIMPSE_EUNSUP, "runtime.g keeps its status past byte %d: glimpse cannot re-check it",
+			       SNAP_G_RECHECK);
 	p->tgid = pid;
 	p->max_stack = lim && lim->max_stack ? lim->max_stack : READER_DEFAULT_MAX_STACK;
 	if (p->max_stack > READER_MAX_STACK)
@@ -121,13 +122,6 @@ int reader_params(pid_t pid, const struct go_offsets *off, uint64_t bias, const 
 	p->g_syscallbp = field_ok(off->g_syscallbp, 8, gs) ? off->g_syscallbp : -1;
 	p->g_atomicstatus = off->g_atomicstatus;
 	p->m_procid = off->m_procid;
-	widen(&lo, &hi, p->g_sched_sp, 8);
-	widen(&lo, &hi, p->g_sched_pc, 8);
-	widen(&lo, &hi, p->g_syscallsp, 8);
-	widen(&lo, &hi, p->g_syscallpc, 8);
-	widen(&lo, &hi, p->g_atomicstatus, 4);
-	p->recheck_off = lo;
-	p->recheck_len = hi - lo;
 	return 0;
 }
 
@@ -164,20 +158,72 @@ static uint32_t hdr_u32(const uint8_t *g, int off)
 	return v;
 }
 
-void reader_add_g(struct buf *gs, const struct snap_g *h, uint8_t *mem, const struct go_offsets *off)
+bool reader_profiling(void)
 {
-	struct raw_g g = {
+	const char *v = getenv("GLIMPSE_READER_PROFILE");
+
+	return v && *v && strcmp(v, "0");
+}
+
+/* A block of a snapshot's memory; blocks form a list from out->blocks. */
+struct raw_block {
+	struct raw_block *next;
+	size_t used, cap;
+	uint8_t data[];
+};
+
+/* Fresh memory costs ~2 us a page on first touch here (a fault each); the
+ * kernel fills a large block in one go for less (Linux 5.14+, else no-op). */
+static void prefault(void *p, size_t n)
+{
+	uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + n) & ~(page - 1);
+
+	if (n >= (256u << 10) && hi > lo)
+		madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+}
+
+uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block)
+{
+	struct raw_block *b = out->blocks;
+	uint8_t *p;
+
+	n = (n + 7) & ~(size_t)7;
+	if (!b || b->cap - b->used < n || !n) {
+		if (block < n)
+			block = n;
+		b = xmalloc(sizeof(*b) + block);
+		prefault(b, sizeof(*b) + block);
+		b->next = out->blocks;
+		b->used = 0;
+		b->cap = block;
+		out->blocks = b;
+	}
+	p = b->data + b->used;
+	b->used += n;
+	return p;
+}
+
+void reader_add_g(struct buf *gs, const struct snap_g *h, uint8_t *g, uint8_t *stack, const struct go_offsets *off)
+{
+	struct raw_g *r;
+
+	buf_grow(gs, sizeof(*r));
+	r = (struct raw_g *)(gs->p + gs->len);
+	gs->len += sizeof(*r);
+	*r = (struct raw_g){
 	    .addr = h->addr,
 	    .idx = h->idx,
-	    .hdr = mem,
+	    .hdr = g,
 	    .hdr_len = h->g_len,
+	    .goid = hdr_u64(g, off->g_goid),
+	    .status = hdr_u32(g, off->g_atomicstatus),
 	    .src = (enum raw_src)h->src,
 	    .ip = h->ip,
 	    .sp = h->sp,
 	    .bp = h->bp,
 	    .stack_addr = h->stack_addr,
 	    .stack_len = h->stack_len,
-	    .stack = h->stack_len ? mem + h->g_len : NULL,
+	    .stack = h->stack_len ? stack : NULL,
 	    .stack_truncated = h->flags & SNAP_F_TRUNCATED,
 	    .regs_valid = h->src == SNAP_SRC_THREAD,
 	    .tid = h->tid,
@@ -187,10 +233,6 @@ void reader_add_g(struct buf *gs, const struct snap_g *h, uint8_t *mem, const st
 	    .read_failed = h->flags & SNAP_F_READ_FAILED,
 	    .torn = h->flags & SNAP_F_TORN,
 	};
-
-	g.goid = hdr_u64(mem, off->g_goid);
-	g.status = hdr_u32(mem, off->g_atomicstatus);
-	buf_add(gs, &g, sizeof(g));
 }
 
 static int cmp_idx(const void *a, const void *b)
@@ -202,20 +244,30 @@ static int cmp_idx(const void *a, const void *b)
 
 void reader_finish(struct raw_snapshot *out, struct buf *gs)
 {
+	bool sorted = true;
+
 	out->n = gs->len / sizeof(struct raw_g);
 	out->gs = (struct raw_g *)buf_detach(gs);
-	qsort(out->gs, out->n, sizeof(struct raw_g), cmp_idx);
 	out->torn = 0;
-	for (size_t i = 0; i < out->n; i++)
+	for (size_t i = 0; i < out->n; i++) {
 		out->torn += out->gs[i].torn;
+		if (i && out->gs[i].idx < out->gs[i - 1].idx)
+			sorted = false;
+	}
+	if (!sorted)
+		qsort(out->gs, out->n, sizeof(struct raw_g), cmp_idx);
 }
 
 void raw_snapshot_free(struct raw_snapshot *s)
 {
+	struct raw_block *b, *next;
+
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n; i++)
-		free(s->gs[i].hdr);
+	for (b = s->blocks; b; b = next) {
+		next = b->next;
+		free(b);
+	}
 	free(s->gs);
 	free(s->threads);
 	memset(s, 0, sizeof(*s));
@@ -263,6 +315,26 @@ static int read_remote(pid_t pid, void *dst, size_t n, uint64_t addr)
 	if (rc)
 		return rc;
 	return ok ? 0 : -EFAULT;
+}
+
+#define RESERVE_STACK 1024	   /* stack bytes per goroutine reader_reserve() expects */
+#define RESERVE_MAX   (256u << 20) /* bytes it reserves at most */
+
+void reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs)
+{
+	uint64_t n = 0;
+	size_t bytes;
+
+	if (read_remote(pid, &n, sizeof(n), p->allglen) || !n || n > MAX_ALLGS)
+		return;
+	if (n > p->max_goroutines)
+		n = p->max_goroutines;
+	bytes = n * (((p->g_size + 7) & ~7u) + RESERVE_STACK);
+	if (bytes > RESERVE_MAX)
+		bytes = RESERVE_MAX;
+	reader_alloc(out, 0, bytes);
+	buf_grow(gs, n * sizeof(struct raw_g));
+	prefault(gs->p + gs->len, gs->cap - gs->len);
 }
 
 /* The user sp and pc of thread tid while it sleeps in the kernel, from
@@ -363,38 +435,51 @@ static int read_allgs(pid_t pid, const struct snap_params *p, uint64_t **ptrs, s
 	return 0;
 }
 
-static uint64_t g_field(const struct snap_g *h, int off)
-{
-	return off >= 0 ? hdr_u64(h->g, off) : 0;
-}
+/* One goroutine of a chunk on its way through the three reads. */
+struct vm_g {
+	struct snap_g h;
+	uint8_t *g;	/* its runtime.g: in the range copy, later in the snapshot's memory */
+	uint8_t *stack; /* where its stack goes, in the snapshot's memory */
+	size_t at;	/* offset of its g in the range copy, or SIZE_MAX */
+	size_t range;	/* the range its g is in */
+	bool live;	/* read, not dead or idle, within the budget */
+};
 
-/* One chunk of goroutines on its way through the three reads. Their runtime.g
- * structs sit next to each other in heap spans, so they are read as a few
- * coalesced ranges rather than one iovec each (process_vm_readv costs about a
- * microsecond per iovec here, far more than the bytes it copies). */
+/* A chunk of goroutines. Their runtime.g structs sit next to each other in
+ * heap spans, so they are read as a few coalesced ranges rather than one iovec
+ * each. */
 struct chunk {
 	size_t n;
-	struct snap_g *h; /* CHUNK records */
-	uint8_t **mem;	  /* per record: g bytes then stack, handed to reader_add_g */
-	bool *live;
-	size_t *at;    /* per record: offset of its g in data, or SIZE_MAX */
-	size_t *order; /* records sorted by address */
+	struct vm_g *gs; /* CHUNK of them */
+	size_t *order;	 /* gs sorted by address */
 	size_t nranges;
 	struct iovec *rlocal, *rremote; /* the coalesced ranges */
 	bool *rok;
-	size_t *range_of;	      /* per record: its range */
-	uint8_t *data;		      /* the ranges, back to back */
+	uint8_t *data; /* the ranges, back to back */
+	size_t data_cap;
 	struct iovec *local, *remote; /* stacks */
 	bool *ok;
 };
 
+/* Where the time of a snapshot went (GLIMPSE_READER_PROFILE=1), in ns. */
+struct vm_profile {
+	uint64_t threads, allgs, headers, stacks, recheck;
+	size_t ranges, stack_bytes;
+};
+
 #define GAP 512 /* bytes of slack worth reading to save an iovec */
 
-/* Where the stack is and how much of it to copy: the same rules as copy_stack()
- * in snapshot.bpf.c. Returns the length to copy. */
-static uint32_t plan_stack(const struct snap_params *p, struct snap_g *h)
+static uint64_t g_field(const struct vm_g *v, int off)
 {
-	uint64_t lo = g_field(h, p->g_stack_lo), hi = g_field(h, p->g_stack_hi), want;
+	return off >= 0 ? hdr_u64(v->g, off) : 0;
+}
+
+/* Where the stack is and how much of it to copy: the same rules as plan_stack()
+ * in snapshot.bpf.c. Returns the length to copy. */
+static uint32_t plan_stack(const struct snap_params *p, struct vm_g *v)
+{
+	uint64_t lo = g_field(v, p->g_stack_lo), hi = g_field(v, p->g_stack_hi), want;
+	struct snap_g *h = &v->h;
 
 	if (!h->sp || h->sp < lo || h->sp >= hi) {
 		h->flags |= SNAP_F_SP_OUTSIDE;
@@ -409,9 +494,10 @@ static uint32_t plan_stack(const struct snap_params *p, struct snap_g *h)
 }
 
 /* A running goroutine: registers of its thread if that thread sleeps. */
-static uint32_t plan_running(pid_t pid, const struct snap_params *p, struct snap_g *h)
+static uint32_t plan_running(pid_t pid, const struct snap_params *p, struct vm_g *v)
 {
-	uint64_t m = g_field(h, p->g_m), procid = 0, ip, sp;
+	uint64_t m = g_field(v, p->g_m), procid = 0, ip, sp;
+	struct snap_g *h = &v->h;
 	int rc;
 
 	if (!m || read_remote(pid, &procid, 8, m + p->m_procid) || !procid || procid > 0x7fffffff) {
@@ -431,142 +517,183 @@ static uint32_t plan_running(pid_t pid, const struct snap_params *p, struct snap
 	h->src = SNAP_SRC_THREAD;
 	h->ip = ip;
 	h->sp = sp;
-	return plan_stack(p, h);
+	return plan_stack(p, v);
 }
 
-/* Fills record i from its copied g; returns the stack length to copy, or -1
- * when the goroutine is dead or idle. */
-static int64_t plan_g(pid_t pid, const struct snap_params *p, struct snap_g *h)
+/* Fills the record of v from its copied g; returns the stack length to copy,
+ * or -1 when the goroutine is dead or idle. */
+static int64_t plan_g(pid_t pid, const struct snap_params *p, struct vm_g *v)
 {
-	uint32_t status = hdr_u32(h->g, p->g_atomicstatus) & ~SNAP_G_SCANBIT;
+	uint32_t status = hdr_u32(v->g, p->g_atomicstatus) & ~SNAP_G_SCANBIT;
+	struct snap_g *h = &v->h;
 
 	if (status == SNAP_G_IDLE || status == SNAP_G_DEAD)
 		return -1;
 	h->kind = SNAP_REC_G;
 	h->g_len = p->g_size;
 	if (status == SNAP_G_RUNNING)
-		return plan_running(pid, p, h);
+		return plan_running(pid, p, v);
 	if (status == SNAP_G_SYSCALL) {
 		h->src = SNAP_SRC_SYSCALL;
-		h->sp = g_field(h, p->g_syscallsp);
-		h->ip = g_field(h, p->g_syscallpc);
-		h->bp = g_field(h, p->g_syscallbp);
+		h->sp = g_field(v, p->g_syscallsp);
+		h->ip = g_field(v, p->g_syscallpc);
+		h->bp = g_field(v, p->g_syscallbp);
 	} else {
 		h->src = SNAP_SRC_SCHED;
-		h->sp = g_field(h, p->g_sched_sp);
-		h->ip = g_field(h, p->g_sched_pc);
-		h->bp = g_field(h, p->g_sched_bp);
+		h->sp = g_field(v, p->g_sched_sp);
+		h->ip = g_field(v, p->g_sched_pc);
+		h->bp = g_field(v, p->g_sched_bp);
 	}
-	return plan_stack(p, h);
+	return plan_stack(p, v);
 }
 
-/* The same test as recheck() in snapshot.bpf.c, on g re-read after the copy. */
-static void recheck(pid_t pid, const struct snap_params *p, struct snap_g *h, const uint8_t *g, bool ok)
+/* The same test as g_moved() in snapshot.bpf.c, on g re-read after the copy:
+ * the first SNAP_G_RECHECK bytes of a parked g (trackingSeq among them changes
+ * whenever the goroutine stops running, so one that ran and parked at the same
+ * sp and pc is caught), the status of a running one, and its thread's registers. */
+static void recheck(pid_t pid, const struct snap_params *p, struct vm_g *v, const uint8_t *g, bool ok)
 {
-	uint32_t was = hdr_u32(h->g, p->g_atomicstatus) & ~SNAP_G_SCANBIT;
+	uint32_t was = hdr_u32(v->g, p->g_atomicstatus) & ~SNAP_G_SCANBIT;
+	struct snap_g *h = &v->h;
 	uint64_t ip, sp;
 
-	if (!ok || (hdr_u32(g, p->g_atomicstatus) & ~SNAP_G_SCANBIT) != was) {
+	if (!ok) {
 		h->flags |= SNAP_F_TORN;
 		return;
 	}
-	if (h->src == SNAP_SRC_SCHED && (hdr_u64(g, p->g_sched_sp) != h->sp || hdr_u64(g, p->g_sched_pc) != h->ip))
-		h->flags |= SNAP_F_TORN;
-	if (h->src == SNAP_SRC_SYSCALL && (hdr_u64(g, p->g_syscallsp) != h->sp || hdr_u64(g, p->g_syscallpc) != h->ip))
+	if (h->src == SNAP_SRC_SCHED || h->src == SNAP_SRC_SYSCALL) {
+		if (memcmp(v->g, g, p->g_size < SNAP_G_RECHECK ? p->g_size : SNAP_G_RECHECK))
+			h->flags |= SNAP_F_TORN;
+		return;
+	}
+	if ((hdr_u32(g, p->g_atomicstatus) & ~SNAP_G_SCANBIT) != was)
 		h->flags |= SNAP_F_TORN;
 	/* The thread ran in between: its registers no longer describe the copy. */
-	if (h->src == SNAP_SRC_THREAD && (thread_regs(pid, h->tid, &ip, &sp) != 0 || ip != h->ip || sp != h->sp))
+	else if (h->src == SNAP_SRC_THREAD && (thread_regs(pid, h->tid, &ip, &sp) != 0 || ip != h->ip || sp != h->sp))
 		h->flags |= SNAP_F_TORN;
 }
 
 static int cmp_addr(const void *a, const void *b, void *arg)
 {
-	const struct snap_g *h = arg;
-	uint64_t x = h[*(const size_t *)a].addr, y = h[*(const size_t *)b].addr;
+	const struct vm_g *gs = arg;
+	uint64_t x = gs[*(const size_t *)a].h.addr, y = gs[*(const size_t *)b].h.addr;
 
 	return x < y ? -1 : x > y;
 }
 
-/* Groups the g structs of c into ranges no more than GAP bytes apart. */
+/* Groups the g structs of c into ranges no more than GAP bytes apart, and makes
+ * room for them in c->data. */
 static void plan_ranges(const struct snap_params *p, struct chunk *c)
 {
-	size_t k = 0, bytes = 0;
+	size_t k = 0, bytes = 0, i, j;
 
-	for (size_t i = 0; i < c->n; i++)
-		if (c->h[i].addr)
+	for (i = 0; i < c->n; i++)
+		if (c->gs[i].h.addr)
 			c->order[k++] = i;
-	qsort_r(c->order, k, sizeof(size_t), cmp_addr, c->h);
+	/* allgs is mostly in address order already; sort only when it is not. */
+	for (i = 1; i < k && c->gs[c->order[i - 1]].h.addr <= c->gs[c->order[i]].h.addr; i++)
+		;
+	if (i < k)
+		qsort_r(c->order, k, sizeof(size_t), cmp_addr, c->gs);
 	c->nranges = 0;
-	for (size_t j = 0; j < k;) {
-		uint64_t lo = c->h[c->order[j]].addr, hi = lo + p->g_size;
+	for (j = 0; j < k;) {
+		uint64_t lo = c->gs[c->order[j]].h.addr, hi = lo + p->g_size;
 		size_t first = j;
 
-		while (++j < k && c->h[c->order[j]].addr <= hi + GAP)
-			if (c->h[c->order[j]].addr + p->g_size > hi)
-				hi = c->h[c->order[j]].addr + p->g_size;
+		while (++j < k && c->gs[c->order[j]].h.addr <= hi + GAP)
+			if (c->gs[c->order[j]].h.addr + p->g_size > hi)
+				hi = c->gs[c->order[j]].h.addr + p->g_size;
 		for (size_t m = first; m < j; m++) {
-			c->at[c->order[m]] = bytes + (c->h[c->order[m]].addr - lo);
-			c->range_of[c->order[m]] = c->nranges;
+			c->gs[c->order[m]].at = bytes + (c->gs[c->order[m]].h.addr - lo);
+			c->gs[c->order[m]].range = c->nranges;
 		}
-		c->rlocal[c->nranges] = (struct iovec){c->data + bytes, hi - lo};
 		c->rremote[c->nranges] = (struct iovec){(void *)lo, hi - lo};
 		c->nranges++;
 		bytes += hi - lo;
 	}
+	if (bytes > c->data_cap) {
+		free(c->data);
+		c->data_cap = bytes;
+		c->data = xmalloc(bytes);
+	}
+	for (i = 0, bytes = 0; i < c->nranges; i++) {
+		c->rlocal[i] = (struct iovec){c->data + bytes, c->rremote[i].iov_len};
+		bytes += c->rremote[i].iov_len;
+	}
 }
 
-/* Reads the g of every entry of ptrs[0..c->n) into c->h. */
+/* Reads the g of every entry of ptrs[0..c->n) into c->data. */
 static int read_headers(pid_t pid, const struct snap_params *p, struct chunk *c, const uint64_t *ptrs, size_t base)
 {
 	int rc;
 
 	for (size_t i = 0; i < c->n; i++) {
-		memset(&c->h[i], 0, offsetof(struct snap_g, g));
-		c->h[i].idx = base + i;
-		c->h[i].addr = ptrs[i];
-		c->at[i] = SIZE_MAX;
+		memset(&c->gs[i], 0, sizeof(c->gs[i]));
+		c->gs[i].h.idx = base + i;
+		c->gs[i].h.addr = ptrs[i];
+		c->gs[i].at = SIZE_MAX;
 	}
 	plan_ranges(p, c);
 	rc = readv_pairs(pid, c->rlocal, c->rremote, c->nranges, c->rok);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < c->n; i++) {
-		c->live[i] = c->at[i] != SIZE_MAX && c->rok[c->range_of[i]];
-		if (c->live[i])
-			memcpy(c->h[i].g, c->data + c->at[i], p->g_size);
+		struct vm_g *v = &c->gs[i];
+
+		v->live = v->at != SIZE_MAX && c->rok[v->range];
+		v->g = v->live ? c->data + v->at : NULL;
 	}
 	return 0;
 }
 
-/* Plans and reads the stacks of the live goroutines of c. */
-static int read_stacks(pid_t pid, const struct snap_params *p, struct chunk *c, size_t *budget, bool *truncated)
+/* Plans the stacks of the live goroutines of c, moves their g into one block
+ * of the snapshot's memory with room for the stacks, and reads the stacks. */
+static int read_stacks(pid_t pid, const struct snap_params *p, struct chunk *c, struct raw_snapshot *out,
+		       size_t *budget, size_t *stack_bytes)
 {
-	size_t k = 0;
+	size_t k = 0, bytes = 0;
+	uint8_t *mem;
 
 	for (size_t i = 0; i < c->n; i++) {
+		struct vm_g *v = &c->gs[i];
 		int64_t len;
 
-		c->mem[i] = NULL;
-		if (!c->live[i])
+		if (!v->live)
 			continue;
 		if (*budget == 0) {
-			*truncated = true;
-			c->live[i] = false;
+			out->truncated = true;
+			v->live = false;
 			continue;
 		}
-		len = plan_g(pid, p, &c->h[i]);
+		len = plan_g(pid, p, v);
 		if (len < 0) {
-			c->live[i] = false;
+			v->live = false;
 			continue;
 		}
 		(*budget)--;
-		c->mem[i] = xmalloc(p->g_size + len);
-		memcpy(c->mem[i], c->h[i].g, p->g_size);
-		c->h[i].stack_len = len;
-		c->h[i].stack_addr = len ? c->h[i].sp : 0;
-		c->local[k] = (struct iovec){c->mem[i] + p->g_size, len};
-		c->remote[k] = (struct iovec){(void *)c->h[i].sp, len};
+		v->h.stack_len = len;
+		v->h.stack_addr = len ? v->h.sp : 0;
+		bytes += ((p->g_size + 7) & ~7u) + ((len + 7) & ~7u);
+	}
+	if (!bytes)
+		return 0; /* nothing live in this chunk */
+	mem = reader_alloc(out, bytes, bytes);
+	for (size_t i = 0; i < c->n; i++) {
+		struct vm_g *v = &c->gs[i];
+
+		if (!v->live)
+			continue;
+		memcpy(mem, v->g, p->g_size);
+		v->g = mem;
+		mem += (p->g_size + 7) & ~7u;
+		v->stack = mem;
+		mem += (v->h.stack_len + 7) & ~7u;
+		if (!v->h.stack_len)
+			continue;
+		c->local[k] = (struct iovec){v->stack, v->h.stack_len};
+		c->remote[k] = (struct iovec){(void *)v->h.sp, v->h.stack_len};
 		k++;
+		*stack_bytes += v->h.stack_len;
 	}
 	return readv_pairs(pid, c->local, c->remote, k, c->ok);
 }
@@ -580,40 +707,38 @@ static int finish_chunk(pid_t pid, const struct snap_params *p, const struct go_
 	int rc;
 
 	for (size_t i = 0; i < c->n; i++) {
-		if (!c->live[i])
+		struct vm_g *v = &c->gs[i];
+
+		if (!v->live || !v->h.stack_len)
 			continue;
-		if (!c->ok[k++] && c->h[i].stack_len) {
-			c->h[i].flags |= SNAP_F_READ_FAILED;
-			c->h[i].stack_len = 0;
-			c->h[i].stack_addr = 0;
+		if (!c->ok[k++]) {
+			v->h.flags |= SNAP_F_READ_FAILED;
+			v->h.stack_len = 0;
+			v->h.stack_addr = 0;
 		}
 	}
 	rc = readv_pairs(pid, c->rlocal, c->rremote, c->nranges, c->rok);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < c->n; i++) {
-		if (!c->live[i])
+		struct vm_g *v = &c->gs[i];
+
+		if (!v->live)
 			continue;
-		recheck(pid, p, &c->h[i], c->data + c->at[i], c->rok[c->range_of[i]]);
-		reader_add_g(gs, &c->h[i], c->mem[i], off);
-		c->mem[i] = NULL;
+		recheck(pid, p, v, c->data + v->at, c->rok[v->range]);
+		reader_add_g(gs, &v->h, v->g, v->stack, off);
 	}
 	return 0;
 }
 
-static void chunk_init(struct chunk *c, const struct snap_params *p)
+static void chunk_init(struct chunk *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->h = xcalloc(CHUNK, sizeof(struct snap_g));
-	c->mem = xcalloc(CHUNK, sizeof(uint8_t *));
-	c->live = xcalloc(CHUNK, sizeof(bool));
-	c->at = xcalloc(CHUNK, sizeof(size_t));
+	c->gs = xcalloc(CHUNK, sizeof(*c->gs));
 	c->order = xcalloc(CHUNK, sizeof(size_t));
 	c->rlocal = xcalloc(CHUNK, sizeof(struct iovec));
 	c->rremote = xcalloc(CHUNK, sizeof(struct iovec));
 	c->rok = xcalloc(CHUNK, sizeof(bool));
-	c->range_of = xcalloc(CHUNK, sizeof(size_t));
-	c->data = xmalloc((size_t)CHUNK * (p->g_size + GAP));
 	c->local = xcalloc(CHUNK, sizeof(struct iovec));
 	c->remote = xcalloc(CHUNK, sizeof(struct iovec));
 	c->ok = xcalloc(CHUNK, sizeof(bool));
@@ -621,17 +746,11 @@ static void chunk_init(struct chunk *c, const struct snap_params *p)
 
 static void chunk_free(struct chunk *c)
 {
-	for (size_t i = 0; i < CHUNK && c->mem; i++)
-		free(c->mem[i]);
-	free(c->h);
-	free(c->mem);
-	free(c->live);
-	free(c->at);
+	free(c->gs);
 	free(c->order);
 	free(c->rlocal);
 	free(c->rremote);
 	free(c->rok);
-	free(c->range_of);
 	free(c->data);
 	free(c->local);
 	free(c->remote);
@@ -639,9 +758,10 @@ static void chunk_free(struct chunk *c)
 }
 
 static int walk(pid_t pid, const struct snap_params *p, const struct go_offsets *off, struct raw_snapshot *out,
-		struct buf *gs)
+		struct buf *gs, struct vm_profile *prof)
 {
 	size_t n, budget = p->max_goroutines;
+	uint64_t t0 = reader_now_ns(CLOCK_MONOTONIC), t1;
 	struct chunk c;
 	uint64_t *ptrs;
 	int rc;
@@ -650,14 +770,24 @@ static int walk(pid_t pid, const struct snap_params *p, const struct go_offsets 
 	if (rc)
 		return rc;
 	out->allglen = n;
-	chunk_init(&c, p);
+	chunk_init(&c);
+	t1 = reader_now_ns(CLOCK_MONOTONIC);
+	prof->allgs = t1 - t0;
 	for (size_t base = 0; base < n && budget; base += CHUNK) {
 		c.n = n - base < CHUNK ? n - base : CHUNK;
 		rc = read_headers(pid, p, &c, ptrs + base, base);
+		t0 = reader_now_ns(CLOCK_MONOTONIC);
+		prof->headers += t0 - t1;
+		prof->ranges += c.nranges;
 		if (!rc)
-			rc = read_stacks(pid, p, &c, &budget, &out->truncated);
+			rc = read_stacks(pid, p, &c, out, &budget, &prof->stack_bytes);
+		t1 = reader_now_ns(CLOCK_MONOTONIC);
+		prof->stacks += t1 - t0;
 		if (!rc)
 			rc = finish_chunk(pid, p, off, &c, gs);
+		t0 = reader_now_ns(CLOCK_MONOTONIC);
+		prof->recheck += t0 - t1;
+		t1 = t0;
 		if (rc)
 			break;
 		if (!budget && base + c.n < n)
@@ -668,9 +798,23 @@ static int walk(pid_t pid, const struct snap_params *p, const struct go_offsets 
 	return rc;
 }
 
+static void print_profile(const struct raw_snapshot *out, const struct vm_profile *p)
+{
+	size_t n = out->n ? out->n : 1;
+
+	fprintf(stderr, "glimpse process_vm_readv reader: %zu goroutines in %.3f ms (%.3f us each)\n", out->n,
+		out->duration_ns / 1e6, out->duration_ns / 1e3 / n);
+	fprintf(stderr,
+		"  threads %.3f ms, allgs %.3f ms, g ranges %.3f ms (%zu ranges), stacks %.3f ms "
+		"(%zu bytes each), re-check %.3f ms\n",
+		p->threads / 1e6, p->allgs / 1e6, p->headers / 1e6, p->ranges, p->stacks / 1e6, p->stack_bytes / n,
+		p->recheck / 1e6);
+}
+
 int reader_vm_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
 		       struct raw_snapshot *out)
 {
+	struct vm_profile prof = {0};
 	struct snap_params p;
 	struct buf gs = {0};
 	uint64_t t0;
@@ -681,21 +825,22 @@ int reader_vm_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, c
 	if (rc)
 		return rc;
 	out->reader = "process_vm_readv";
+	reader_reserve(pid, &p, out, &gs);
 	out->started_ns = reader_now_ns(CLOCK_REALTIME);
 	t0 = reader_now_ns(CLOCK_MONOTONIC);
 	rc = read_threads(pid, out);
+	prof.threads = reader_now_ns(CLOCK_MONOTONIC) - t0;
 	if (!rc)
-		rc = walk(pid, &p, off, out, &gs);
+		rc = walk(pid, &p, off, out, &gs, &prof);
 	if (rc) {
-		struct raw_snapshot partial = {.n = gs.len / sizeof(struct raw_g), .gs = (struct raw_g *)gs.p};
-
-		partial.threads = out->threads;
-		raw_snapshot_free(&partial);
-		memset(out, 0, sizeof(*out));
+		buf_free(&gs);
+		raw_snapshot_free(out);
 		return rc;
 	}
 	reader_finish(out, &gs);
 	out->duration_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
 	out->runs = 1;
+	if (reader_profiling())
+		print_profile(out, &prof);
 	return 0;
 }

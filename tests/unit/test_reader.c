@@ -4,8 +4,10 @@
  * Each fixture runs with 1000 parked workers and one spinning goroutine. The
  * readers must find as many goroutines as the runtime itself reports
  * (/debug/pprof/goroutine?debug=1), copy the stack of every parked worker, agree
- * with each other, never give the running spinner a stale stack, and leave the
- * target running. Needs root (BPF); without it only the process_vm_readv checks run.
+ * with each other (and the BPF reader with itself on the path older kernels
+ * take), never give the running spinner a stale stack, mark goroutines that
+ * move while copied as torn, and leave the target running. Needs root (BPF);
+ * without it only the process_vm_readv checks run.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,11 +33,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/types.h>
+
+#include "../bpf/snapshot.h"
 #include "buf.h"
+#include "dwarf.h"
 #include "err.h"
 #include "gobin.h"
 #include "pclntab.h"
 #include "reader.h"
+#include "unwind.h"
 
 static const char *const versions[] = {"1.19", "1.21", "1.22", "1.23", "1.24", "1.25", "1.26"};
 static const char *const flavours[] = {"", ".pie"};
@@ -133,8 +140,9 @@ static void wait_ready(struct target *t, int fd, const char *path)
 		fail_msg("%s: unexpected ready line: %s", path, line);
 }
 
-/* Starts fixture path with n parked workers and a spinner; dies with the test. */
-static void target_start(struct target *t, const char *path, int n)
+/* Starts fixture path with n parked workers, a spinner and the flag pair
+ * flag/value when flag is not NULL; dies with the test. */
+static void target_start_with(struct target *t, const char *path, int n, const char *flag, const char *value)
 {
 	char count[16];
 	int fds[2], rc;
@@ -152,7 +160,7 @@ static void target_start(struct target *t, const char *path, int n)
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);
-		execl(path, path, "-goroutines", count, "-spin", (char *)NULL);
+		execl(path, path, "-goroutines", count, "-spin", flag, value, (char *)NULL);
 		_exit(127);
 	}
 	child_started(t->pid);
@@ -162,6 +170,11 @@ static void target_start(struct target *t, const char *path, int n)
 	rc = gobin_bias(t->bin, t->pid, &t->bias);
 	if (rc)
 		fail_msg("gobin_bias %s: %s", path, err_msg(rc));
+}
+
+static void target_start(struct target *t, const char *path, int n)
+{
+	target_start_with(t, path, n, NULL, NULL);
 }
 
 static void target_stop(struct target *t)
@@ -790,6 +803,159 @@ static void test_reader_takes_a_preempted_goroutine_from_its_thread(void **state
 	target_stop(&t);
 }
 
+/* Kernels before 6.16 cannot copy a stack straight into the ring: the BPF
+ * reader then assembles each record and copies it out. Forced here, that path
+ * must see exactly what the direct one sees. */
+static void test_reader_bpf_buffered_path_matches_direct(void **state)
+{
+	const char *const cases[][2] = {{"1.19", ""}, {"1.26", ".pie"}};
+	struct reader_bpf *buffered = NULL;
+	int rc;
+
+	if (!bpf)
+		skip();
+	setenv("GLIMPSE_BPF_NO_DYNPTR", "1", 1);
+	rc = reader_bpf_open(&buffered);
+	unsetenv("GLIMPSE_BPF_NO_DYNPTR");
+	if (rc)
+		fail_msg("BPF reader without the dynptr copy: %s", err_msg(rc));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *path = fixture(cases[i][0], cases[i][1]);
+		struct raw_snapshot a = {0}, b = {0};
+		struct target t;
+
+		if (!path)
+			continue;
+		target_start(&t, path, WORKERS);
+		wait_parked(&t, WORKERS);
+		must_take(&t, true, NULL, &a);
+		rc = reader_bpf_snapshot(buffered, t.pid, &t.bin->offsets, t.bias, NULL, &b);
+		if (rc)
+			fail_msg("buffered snapshot of %s: %s", t.bin->path, err_msg(rc));
+		check_snapshot(&t, &a);
+		check_snapshot(&t, &b);
+		check_agree(&t, &a, &b);
+		check_agree(&t, &b, &a);
+		printf("%-36s direct %.2f ms, buffered %.2f ms\n", t.bin->path, a.duration_ns / 1e6,
+		       b.duration_ns / 1e6);
+		raw_snapshot_free(&a);
+		raw_snapshot_free(&b);
+		target_stop(&t);
+	}
+	reader_bpf_close(buffered);
+}
+
+/* Name of the function the first frame of g's copied stack returns into. */
+static const char *caller_of(const struct target *t, const struct raw_g *g, char *buf, size_t size)
+{
+	struct uframe fr[UNWIND_MAX_FRAMES];
+	enum unwind_end end;
+	int n =
+	    unwind(t->bin, t->bias, g->ip, g->sp, g->stack, g->stack_addr, g->stack_len, fr, UNWIND_MAX_FRAMES, &end);
+
+	snprintf(buf, size, "?");
+	for (int i = 0; i < n; i++) {
+		if (fr[i].fn && !strncmp(fr[i].fn->name, "main.", 5)) {
+			snprintf(buf, size, "%s", fr[i].fn->name);
+			break;
+		}
+	}
+	return buf;
+}
+
+/* Goroutines that hand a value back and forth change state and stack pointer
+ * every microsecond: while they are copied, some must be caught moving and
+ * marked torn; those that are not must be parked with a stack that unwinds to
+ * main.pingPong (a consistent copy), and no parked worker may be torn. */
+static void test_reader_marks_goroutines_that_move_as_torn(void **state)
+{
+	const char *path = fixture("1.23", "");
+	int ping = source_line("go pingPong(ping, pong)"), pong = source_line("go pingPong(pong, ping)");
+	int torn[2] = {0, 0}, whole[2] = {0, 0};
+	struct target t;
+
+	if (!path)
+		skip();
+	target_start_with(&t, path, WORKERS, "-churn", "4");
+	wait_parked(&t, WORKERS);
+	for (int i = 0; i < 60; i++) {
+		int use_bpf = i % 2;
+		struct raw_snapshot s;
+		char fn[128];
+
+		if (use_bpf && !bpf)
+			continue;
+		must_take(&t, use_bpf, NULL, &s);
+		check_snapshot(&t, &s);
+		for (size_t k = 0; k < s.n; k++) {
+			const struct raw_g *g = &s.gs[k];
+			int line = created_at(&t, g);
+
+			if (line != ping && line != pong)
+				continue;
+			if (g->torn) {
+				torn[use_bpf]++;
+				continue;
+			}
+			if ((g->status & ~(uint32_t)G_SCAN) != G_WAITING)
+				continue;
+			whole[use_bpf]++;
+			assert_int_equal(g->src, RAW_SRC_SCHED);
+			assert_true(g->stack_len > 0);
+			if (strcmp(caller_of(&t, g, fn, sizeof(fn)), "main.pingPong"))
+				fail_msg("%s: parked ping-pong goroutine %llu unwinds to %s", s.reader,
+					 (unsigned long long)g->goid, fn);
+		}
+		raw_snapshot_free(&s);
+	}
+	printf("ping-pong goroutines: torn %d, parked and whole %d (process_vm_readv); torn %d, whole %d (bpf)\n",
+	       torn[0], whole[0], torn[1], whole[1]);
+	assert_true(torn[0] > 0);
+	if (bpf)
+		assert_true(torn[1] > 0);
+	check_alive(&t);
+	target_stop(&t);
+}
+
+/* Both readers call a parked goroutine torn when the first SNAP_G_RECHECK
+ * bytes of its g differ after its stack was copied: those must hold what
+ * changes when it runs (status, sched, syscall registers, and trackingSeq,
+ * which the runtime bumps whenever a goroutine stops running) in every version. */
+static void test_reader_recheck_covers_what_changes_when_a_goroutine_runs(void **state)
+{
+	static const char *const fields[] = {"atomicstatus", "sched", "syscallsp", "syscallpc", "trackingSeq"};
+
+	for (size_t i = 0; i < NVERSIONS; i++) {
+		const char *path = fixture(versions[i], "");
+		const struct gotype *g;
+		struct gobin *bin;
+		int rc;
+
+		if (!path)
+			continue;
+		rc = gobin_open(path, &bin);
+		if (rc)
+			fail_msg("gobin_open %s: %s", path, err_msg(rc));
+		g = bin->dwarf ? dwarf_type_by_name(bin->dwarf, "runtime.g") : NULL;
+		if (!g)
+			fail_msg("%s: no runtime.g in DWARF", path);
+		assert_true(g->size >= SNAP_G_RECHECK);
+		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+			int k;
+
+			for (k = 0; k < g->nfields && strcmp(g->fields[k].name, fields[f]); k++)
+				;
+			if (k == g->nfields)
+				fail_msg("%s: runtime.g has no field %s", path, fields[f]);
+			if (g->fields[k].offset + g->fields[k].type->size > SNAP_G_RECHECK)
+				fail_msg("%s: runtime.g.%s ends at %llu, past the %d bytes re-checked", path, fields[f],
+					 (unsigned long long)(g->fields[k].offset + g->fields[k].type->size),
+					 SNAP_G_RECHECK);
+		}
+		gobin_close(bin);
+	}
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -868,6 +1034,9 @@ int main(void)
 	    cmocka_unit_test_teardown(test_reader_bpf_resumes_when_the_ring_fills, kill_children),
 	    cmocka_unit_test_teardown(test_reader_falls_back_without_bpf_permission, kill_children),
 	    cmocka_unit_test_teardown(test_reader_takes_a_preempted_goroutine_from_its_thread, kill_children),
+	    cmocka_unit_test_teardown(test_reader_bpf_buffered_path_matches_direct, kill_children),
+	    cmocka_unit_test_teardown(test_reader_marks_goroutines_that_move_as_torn, kill_children),
+	    cmocka_unit_test(test_reader_recheck_covers_what_changes_when_a_goroutine_runs),
 	    cmocka_unit_test_teardown(test_reader_timing, kill_children),
 	};
 
