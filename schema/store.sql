@@ -115,3 +115,62 @@ CREATE VIEW IF NOT EXISTS snapshot_summary AS
 SELECT sn.id, sn.taken_at, sn.duration_us, sn.reader, sn.goroutines, sn.torn,
        p.pid, p.host, b.path, b.go_version
 FROM snapshots sn JOIN processes p ON p.id = sn.process JOIN binaries b ON b.build_id = p.build_id;
+
+-- glimpse trace: one row per traced function per trace session.
+CREATE TABLE IF NOT EXISTS probes (
+	id           INTEGER PRIMARY KEY,
+	process      INTEGER NOT NULL REFERENCES processes(id),
+	func         TEXT NOT NULL,
+	spec         TEXT NOT NULL,	-- JSON: regexp, --where (and where it ran), probe pcs, argument and result types, limits, notes
+	started      INTEGER NOT NULL,
+	ended        INTEGER,		-- NULL while tracing
+	calls        INTEGER NOT NULL DEFAULT 0,	-- call events (count-only: calls counted)
+	returns      INTEGER NOT NULL DEFAULT 0,
+	ring_drops   INTEGER NOT NULL DEFAULT 0,	-- events lost: the ring buffer was full
+	repeats      INTEGER NOT NULL DEFAULT 0,	-- one execution hit twice (signal during the single-step), dropped
+	rate_limited INTEGER NOT NULL DEFAULT 0,	-- calls over --rate-limit
+	filtered     INTEGER NOT NULL DEFAULT 0	-- calls rejected by --where
+);
+
+-- One row per call and per return. A return has its call's call_id.
+CREATE TABLE IF NOT EXISTS events (
+	id          INTEGER PRIMARY KEY,
+	probe       INTEGER NOT NULL REFERENCES probes(id) ON DELETE CASCADE,
+	ts_ns       INTEGER NOT NULL,
+	goid        INTEGER NOT NULL,
+	tid         INTEGER NOT NULL,
+	kind        TEXT NOT NULL,	-- 'call' or 'return'
+	call_id     INTEGER,		-- pairs a return with its call (NULL: the call was not seen)
+	args        TEXT,		-- JSON object {"name": value}; on returns the call's; NULL without DWARF
+	results     TEXT,		-- returns: JSON array
+	error       TEXT,		-- returns: message of the first non-nil error result
+	duration_ns INTEGER,		-- returns: since the call
+	stack       TEXT,		-- calls with --stack: JSON array of "func file:line"
+	recording   INTEGER,		-- recordings.id when the process was being recorded
+	rr_event    INTEGER
+);
+
+CREATE INDEX IF NOT EXISTS events_by_probe ON events (probe, ts_ns);
+CREATE INDEX IF NOT EXISTS events_by_call ON events (probe, call_id);
+CREATE INDEX IF NOT EXISTS probes_by_process ON probes (process, started);
+
+-- One row per call, with its return.
+CREATE VIEW IF NOT EXISTS calls AS
+SELECT c.id, p.func, c.goid, c.ts_ns, c.args, r.results, r.error, r.duration_ns, c.probe
+FROM events c JOIN probes p ON p.id = c.probe
+LEFT JOIN events r ON r.probe = c.probe AND r.call_id = c.call_id AND r.kind = 'return'
+WHERE c.kind = 'call';
+
+-- Arguments one per row, typed: SELECT * FROM event_args WHERE name = 'id' AND value > 100.
+CREATE VIEW IF NOT EXISTS event_args AS
+SELECT e.id AS event, e.probe, e.kind, e.goid, e.ts_ns, a.key AS name, a.type AS type, a.atom AS value, a.value AS json
+FROM events e, json_each(e.args) a
+WHERE e.kind = 'call';
+
+-- Latency per function.
+CREATE VIEW IF NOT EXISTS call_latency AS
+SELECT p.func, count(*) AS returns, min(e.duration_ns) AS min_ns, avg(e.duration_ns) AS avg_ns,
+       max(e.duration_ns) AS max_ns, sum(e.error IS NOT NULL) AS errors
+FROM events e JOIN probes p ON p.id = e.probe
+WHERE e.kind = 'return' AND e.duration_ns IS NOT NULL
+GROUP BY p.func;

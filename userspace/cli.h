@@ -25,5 +25,6 @@ bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 extern const struct cmd cmd_inspect;
 extern const struct cmd cmd_snapshot;
+extern const struct cmd cmd_trace;
 
 #endif

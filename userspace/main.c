@@ -17,6 +17,7 @@
 static const struct cmd *const commands[] = {
 	&cmd_inspect,
 	&cmd_snapshot,
+	&cmd_trace,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
