@@ -475,7 +475,7 @@ static int parse(int argc, char **argv, struct args *a)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:x:w:jd:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:x:w:jd:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (!cli_parse_u64(optarg, 1, INT32_MAX, &a->pid))
