@@ -1,6 +1,6 @@
 /* disasm.c - instruction-level facts about Go amd64 functions, decoded with
  * Capstone: where the prologue ends (the entry probe site), every RET (the
- * return probe sites: uretprobes break Go stacks), and which addresses a
+ * return probe sites; never uretprobes, which break Go stacks), and which addresses a
  * function references RIP-relatively (used to find runtime globals).
  *
  * The prologue Go's compiler emits, in order (each part optional):

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../bpf/snapshot.h"
+#include "bpf_log.h"
 #include "buf.h"
 #include "err.h"
 #include "snapshot.skel.h"
@@ -43,34 +44,11 @@ struct reader_bpf {
 	struct buf threads; /* struct raw_thread */
 };
 
-static char libbpf_msg[256];
-
 static bool env_set(const char *name)
 {
 	const char *v = getenv(name);
 
 	return v && *v && strcmp(v, "0");
-}
-
-/* Keeps libbpf quiet (a failed load is not an error here: there is a fallback)
- * but remembers its last warning; GLIMPSE_BPF_DEBUG=1 shows everything. */
-static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	va_list copy;
-	size_t n;
-
-	if (env_set("GLIMPSE_BPF_DEBUG")) {
-		va_copy(copy, ap);
-		vfprintf(stderr, fmt, copy);
-		va_end(copy);
-	}
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	vsnprintf(libbpf_msg, sizeof(libbpf_msg), fmt, ap);
-	n = strlen(libbpf_msg);
-	while (n && (libbpf_msg[n - 1] == '\n' || libbpf_msg[n - 1] == ' '))
-		libbpf_msg[--n] = '\0';
-	return 0;
 }
 
 static void add_thread(struct reader_bpf *r, const struct snap_thread *rec)
@@ -145,17 +123,6 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static int load_failed(int rc, const char *what)
-{
-	if (rc == -EPERM)
-		return err_set(EPERM, "%s: %s (needs root, or CAP_BPF and CAP_PERFMON)", what, strerror(-rc));
-	if (rc == -EACCES)
-		return err_set(EACCES, "%s: rejected by the kernel's verifier (GLIMPSE_BPF_DEBUG=1 shows why)", what);
-	if (libbpf_msg[0])
-		return err_set(-rc, "%s: %s (libbpf: %s)", what, strerror(-rc), libbpf_msg);
-	return err_set(-rc, "%s: %s", what, strerror(-rc));
-}
-
 int reader_bpf_open(struct reader_bpf **out)
 {
 	return reader_bpf_open_ring(0, out);
@@ -164,7 +131,6 @@ int reader_bpf_open(struct reader_bpf **out)
 int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
 {
 	struct reader_bpf *r;
-	libbpf_print_fn_t old;
 	int rc = 0;
 
 	*out = NULL;
@@ -175,35 +141,34 @@ int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
 			       MIN_RING_BYTES);
 	r = xcalloc(1, sizeof(*r));
 	r->ring_bytes = ring_bytes;
-	old = libbpf_set_print(quiet_print);
-	libbpf_msg[0] = '\0';
+	bpf_log_begin();
 	r->skel = snapshot_bpf__open();
 	if (!r->skel) {
-		rc = load_failed(-errno, "opening the BPF snapshot program");
+		rc = bpf_log_error(-errno, "opening the BPF snapshot program");
 		goto fail;
 	}
 	r->skel->rodata->profile = reader_profiling();
 	r->skel->rodata->no_dynptr = env_set("GLIMPSE_BPF_NO_DYNPTR");
 	rc = bpf_map__set_max_entries(r->skel->maps.records, ring_bytes);
 	if (rc) {
-		rc = load_failed(rc, "sizing the BPF ring buffer");
+		rc = bpf_log_error(rc, "sizing the BPF ring buffer");
 		goto fail;
 	}
 	rc = snapshot_bpf__load(r->skel);
 	if (rc) {
-		rc = load_failed(rc, "loading the BPF snapshot program");
+		rc = bpf_log_error(rc, "loading the BPF snapshot program");
 		goto fail;
 	}
 	r->ring = ring_buffer__new(bpf_map__fd(r->skel->maps.records), on_record, r, NULL);
 	if (!r->ring) {
-		rc = load_failed(-errno, "mapping the BPF ring buffer");
+		rc = bpf_log_error(-errno, "mapping the BPF ring buffer");
 		goto fail;
 	}
-	libbpf_set_print(old);
+	bpf_log_end();
 	*out = r;
 	return 0;
 fail:
-	libbpf_set_print(old);
+	bpf_log_end();
 	reader_bpf_close(r);
 	return rc;
 }

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpf_log.h"
 #include "buf.h"
 #include "decode.h"
 #include "dwarf.h"
@@ -88,39 +89,6 @@ void trace_opts_default(struct trace_opts *o)
 	plan_limits_default(&o->lim);
 	o->ring_bytes = DEFAULT_RING;
 	o->max_funcs = DEFAULT_FUNCS;
-}
-
-static char libbpf_msg[256];
-
-/* Keeps libbpf's last warning for the error message; GLIMPSE_BPF_DEBUG=1 prints
- * everything instead. */
-static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	const char *debug = getenv("GLIMPSE_BPF_DEBUG");
-	size_t n;
-
-	if (debug && *debug && strcmp(debug, "0")) {
-		vfprintf(stderr, fmt, ap);
-		return 0;
-	}
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	vsnprintf(libbpf_msg, sizeof(libbpf_msg), fmt, ap);
-	n = strlen(libbpf_msg);
-	while (n && (libbpf_msg[n - 1] == '\n' || libbpf_msg[n - 1] == ' '))
-		libbpf_msg[--n] = '\0';
-	return 0;
-}
-
-static int bpf_failed(int rc, const char *what)
-{
-	if (rc == -EPERM)
-		return err_set(EPERM, "%s: %s (needs root, or CAP_BPF and CAP_PERFMON)", what, strerror(-rc));
-	if (rc == -EACCES)
-		return err_set(EACCES, "%s: rejected by the kernel's verifier (GLIMPSE_BPF_DEBUG=1 shows why)", what);
-	if (libbpf_msg[0])
-		return err_set(-rc, "%s: %s (libbpf: %s)", what, strerror(-rc), libbpf_msg);
-	return err_set(-rc, "%s: %s", what, strerror(-rc));
 }
 
 /* ---- the call table ---- */
@@ -254,7 +222,7 @@ static int load_bpf(struct trace *t)
 
 		t->skel = probe_bpf__open();
 		if (!t->skel)
-			return bpf_failed(-errno, "opening the BPF probe program");
+			return bpf_log_error(-errno, "opening the BPF probe program");
 		t->multi = attempt == 0;
 		bpf_program__set_autoload(t->skel->progs.probe_multi, t->multi);
 		bpf_program__set_autoload(t->skel->progs.probe_single, !t->multi);
@@ -270,14 +238,14 @@ static int load_bpf(struct trace *t)
 		if (!rc)
 			rc = bpf_map__set_max_entries(t->skel->maps.events, t->o.ring_bytes);
 		if (rc)
-			return bpf_failed(rc, "sizing the BPF maps");
+			return bpf_log_error(rc, "sizing the BPF maps");
 		rc = probe_bpf__load(t->skel);
 		if (!rc)
 			return 0;
 		probe_bpf__destroy(t->skel);
 		t->skel = NULL;
 		if (attempt == 1 || rc == -EPERM)
-			return bpf_failed(rc, "loading the BPF probe program");
+			return bpf_log_error(rc, "loading the BPF probe program");
 	}
 	return 0;
 }
@@ -300,7 +268,7 @@ static int fill_sites(struct trace *t)
 		if (t->sites[i].kind == PROBE_RETURN && pf->where)
 			s.flags |= PSF_NEED_CALL;
 		if (bpf_map_update_elem(fd, &key, &s, BPF_ANY))
-			return bpf_failed(-errno, "filling the probe site table");
+			return bpf_log_error(-errno, "filling the probe site table");
 	}
 	return 0;
 }
@@ -317,7 +285,6 @@ static int on_record(void *ctx, void *data, size_t size);
 
 int trace_open(const struct gobin *bin, const struct trace_opts *o, struct trace **out)
 {
-	libbpf_print_fn_t old;
 	struct trace *t;
 	int rc;
 
@@ -338,17 +305,16 @@ int trace_open(const struct gobin *bin, const struct trace_opts *o, struct trace
 		goto fail;
 	t->user_filtered = xcalloc(t->nfuncs, sizeof(*t->user_filtered));
 	t->user_dropped = xcalloc(t->nfuncs, sizeof(*t->user_dropped));
-	old = libbpf_set_print(quiet_print);
-	libbpf_msg[0] = '\0';
+	bpf_log_begin();
 	rc = load_bpf(t);
 	if (!rc)
 		rc = fill_sites(t);
 	if (!rc) {
 		t->ring = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_record, t, NULL);
 		if (!t->ring)
-			rc = bpf_failed(-errno, "mapping the BPF ring buffer");
+			rc = bpf_log_error(-errno, "mapping the BPF ring buffer");
 	}
-	libbpf_set_print(old);
+	bpf_log_end();
 	if (rc)
 		goto fail;
 	if (bin->dwarf) {
@@ -513,7 +479,6 @@ int trace_attach(struct trace *t, const char *path, pid_t pid, uint64_t bias)
 {
 	unsigned long *offs = xcalloc(t->nsites, sizeof(*offs));
 	struct attach a = {.t = t, .path = path, .pid = pid, .offs = offs};
-	libbpf_print_fn_t old;
 	size_t nbad = 0;
 	int rc = 0;
 
@@ -528,10 +493,9 @@ int trace_attach(struct trace *t, const char *path, pid_t pid, uint64_t bias)
 	if (rc)
 		goto out;
 	a.bad = xcalloc(t->nsites, sizeof(*a.bad));
-	old = libbpf_set_print(quiet_print);
-	libbpf_msg[0] = '\0';
+	bpf_log_begin();
 	rc = attach_all(&a);
-	libbpf_set_print(old);
+	bpf_log_end();
 	for (size_t i = 0; i < t->nsites; i++)
 		nbad += a.bad[i] && t->sites[i].kind == PROBE_CALL;
 	if (!rc && nbad == t->nfuncs)
@@ -539,7 +503,7 @@ int trace_attach(struct trace *t, const char *path, pid_t pid, uint64_t bias)
 	if (rc) {
 		trace_detach(t);
 		if (rc != -ENOTSUPP)
-			rc = bpf_failed(rc, "attaching the uprobes");
+			rc = bpf_log_error(rc, "attaching the uprobes");
 		err_wrap(rc, "%s (pid %d)", path, (int)pid);
 	}
 	free(a.bad);
