@@ -17,6 +17,7 @@
 #include "gobin.h"
 #include "json.h"
 #include "pclntab.h"
+#include "plan.h"
 
 static const char usage_text[] =
 	"usage: glimpse inspect BINARY|--pid PID [--json] [--funcs REGEX | --vars FUNC | --addr2line]\n"
@@ -26,7 +27,8 @@ static const char usage_text[] =
 	"\n"
 	"  --pid PID       inspect the executable of a running process\n"
 	"  --funcs REGEX   list functions whose name matches REGEX (POSIX extended), with entry,\n"
-	"                  size, file:line and probe sites (entry after the prologue, every RET)\n"
+	"                  size, file:line and the probe sites glimpse trace uses (its entry probe,\n"
+	"                  and every RET)\n"
 	"  --vars FUNC     list FUNC's parameters, results and locals with types and locations\n"
 	"                  (needs DWARF)\n"
 	"  --addr2line     read hex pcs from standard input, print function and file:line for\n"
@@ -151,6 +153,7 @@ static int list_funcs(const struct gobin *bin, const char *pattern)
 			json_kv_str(&j, "file", file);
 			json_kv_int(&j, "line", line);
 			json_kv_uint(&j, "body", ps.body);
+			json_kv_uint(&j, "entry_probe", plan_entry_pc(bin, f, &ps));
 			json_kv_int(&j, "frame_size", ps.frame_size);
 			json_key(&j, "rets");
 			json_arr(&j);
@@ -159,8 +162,8 @@ static int list_funcs(const struct gobin *bin, const char *pattern)
 			json_end(&j);
 			json_end(&j);
 		} else {
-			buf_printf(&out, "0x%" PRIx64 " %6" PRIu64 " %s  %s:%d  probe 0x%" PRIx64 " rets", f->entry,
-				   f->end - f->entry, f->name, file, line, ps.body);
+			buf_printf(&out, "0x%" PRIx64 " %6" PRIu64 " %s  %s:%d  entry probe 0x%" PRIx64 " rets", f->entry,
+				   f->end - f->entry, f->name, file, line, plan_entry_pc(bin, f, &ps));
 			for (int r = 0; r < ps.nrets; r++)
 				buf_printf(&out, " 0x%" PRIx64, ps.rets[r]);
 			buf_putc(&out, '\n');

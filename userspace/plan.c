@@ -658,6 +658,15 @@ static void entry_site(const struct gobin *bin, const struct gofunc *f, const st
 	}
 }
 
+uint64_t plan_entry_pc(const struct gobin *bin, const struct gofunc *f, const struct probe_sites *ps)
+{
+	uint64_t pc;
+	uint16_t flags = 0;
+
+	entry_site(bin, f, ps, &pc, &flags);
+	return pc;
+}
+
 static int cfa_off(const struct gobin *bin, const struct gofunc *f, uint64_t pc, int32_t *out)
 {
 	int d = pcln_spdelta(bin->pcln, f, pc);

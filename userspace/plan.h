@@ -144,4 +144,11 @@ bool where_eval(const struct plan_func *pf, const struct plan_capture *c);
 struct buf;
 void where_describe(const struct plan_func *pf, struct buf *out);
 
+struct probe_sites;
+
+/* The pc where glimpse trace places f's entry probe: an instruction of the
+ * prologue the kernel emulates (PUSHQ BP, or the stack check's JBE) when there is
+ * one, else ps->body. Arguments are where the ABI put them there. */
+uint64_t plan_entry_pc(const struct gobin *bin, const struct gofunc *f, const struct probe_sites *ps);
+
 #endif

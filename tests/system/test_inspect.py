@@ -83,6 +83,7 @@ def test_inspect_funcs_regexp_and_errors():
     assert names == ["main.Handle", "main.parkedWorker"], names
     for f in out["functions"]:
         assert f["entry"] < f["body"] < f["end"], f
+        assert f["entry"] < f["entry_probe"] <= f["body"], f
         assert f["rets"] and all(f["entry"] < r < f["end"] for r in f["rets"]), f
         assert f["file"].endswith("tests/fixtures/target/main.go"), f
     p = glimpse("inspect", path, "--funcs", "(")
