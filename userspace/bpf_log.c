@@ -45,13 +45,14 @@ void bpf_log_end(void)
 	libbpf_set_print(previous);
 }
 
-int bpf_log_error(int rc, const char *what)
+void bpf_log_record(int rc, const char *what)
 {
 	if (rc == -EPERM)
-		return err_set(EPERM, "%s: %s (needs root, or CAP_BPF and CAP_PERFMON)", what, strerror(-rc));
-	if (rc == -EACCES)
-		return err_set(EACCES, "%s: rejected by the kernel's verifier (GLIMPSE_BPF_DEBUG=1 shows why)", what);
-	if (last[0])
-		return err_set(-rc, "%s: %s (libbpf: %s)", what, strerror(-rc), last);
-	return err_set(-rc, "%s: %s", what, strerror(-rc));
+		err_set(EPERM, "%s: %s (needs root, or CAP_BPF and CAP_PERFMON)", what, strerror(-rc));
+	else if (rc == -EACCES)
+		err_set(EACCES, "%s: rejected by the kernel's verifier (GLIMPSE_BPF_DEBUG=1 shows why)", what);
+	else if (last[0])
+		err_set(-rc, "%s: %s (libbpf: %s)", what, strerror(-rc), last);
+	else
+		err_set(-rc, "%s: %s", what, strerror(-rc));
 }

@@ -4,13 +4,21 @@
  */
 #ifndef GLIMPSE_BPF_LOG_H
 #define GLIMPSE_BPF_LOG_H
+#include <errno.h>
 
 /* Routes libbpf's output to glimpse and forgets its last warning. Pair with bpf_log_end. */
 void bpf_log_begin(void);
 /* Gives libbpf back the printer it had before bpf_log_begin. */
 void bpf_log_end(void);
 /* Records "what: reason (libbpf: last warning)" for libbpf error rc (< 0), with a hint
- * for missing privileges or a verifier rejection; returns a negative code. */
-int bpf_log_error(int rc, const char *what);
+ * for missing privileges or a verifier rejection. */
+void bpf_log_record(int rc, const char *what);
+
+/* bpf_log_record, returning a negative code (visibly, for callers and analyzers). */
+static inline int bpf_log_error(int rc, const char *what)
+{
+	bpf_log_record(rc, what);
+	return rc < 0 ? rc : -EIO;
+}
 
 #endif
