@@ -251,6 +251,20 @@ static void put_unreadable(struct json *j, uint64_t addr)
 	json_end(j);
 }
 
+/* fetch() for a value decoded in place: on failure writes what stands for it
+ * ({"ptr": ...} when the byte budget is spent, else {"error": "unreadable ..."})
+ * and returns false. */
+static bool fetch_or_mark(struct decoder *d, struct json *j, uint64_t addr, void *dst, size_t n)
+{
+	int rc = fetch(d, addr, dst, n);
+
+	if (rc == -E2BIG)
+		put_ptr(j, addr);
+	else if (rc < 0)
+		put_unreadable(j, addr);
+	return rc == 0;
+}
+
 static void put_error(struct json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put_error(struct json *j, const char *fmt, ...)
 {
@@ -865,21 +879,13 @@ static void dec_chan(struct decoder *d, const uint8_t *p, struct json *j)
 	uint64_t addr = rd64(p);
 	uint8_t h[HCHAN_SIZE];
 	uint32_t closed;
-	int rc;
 
 	if (!addr) {
 		json_null(j);
 		return;
 	}
-	rc = fetch(d, addr, h, sizeof(h));
-	if (rc == -E2BIG) {
-		put_ptr(j, addr);
+	if (!fetch_or_mark(d, j, addr, h, sizeof(h)))
 		return;
-	}
-	if (rc < 0) {
-		put_unreadable(j, addr);
-		return;
-	}
 	memcpy(&closed, h + HCHAN_CLOSED, 4);
 	json_obj(j);
 	json_kv_uint(j, "len", rd64(h + HCHAN_QCOUNT));
@@ -1249,15 +1255,8 @@ static void dec_map(struct decoder *d, const struct gotype *t, const uint8_t *p,
 	}
 	if (t->hdr && t->hdr->name) /* hash<K,V> or map<K,V> (GOEXPERIMENT may differ) */
 		swiss = strncmp(t->hdr->name, "hash<", 5) != 0;
-	rc = fetch(d, addr, h, sizeof(h));
-	if (rc == -E2BIG) {
-		put_ptr(j, addr);
+	if (!fetch_or_mark(d, j, addr, h, sizeof(h)))
 		return;
-	}
-	if (rc < 0) {
-		put_unreadable(j, addr);
-		return;
-	}
 	total = rd64(h + (swiss ? SMAP_USED : HMAP_COUNT));
 	map_layout(t, swiss, &ml);
 	w.strkeys = t->key->kind == GT_STRING && !ml.key_ind;
