@@ -1,6 +1,7 @@
 /* fixtures.h - what the unit tests share: the Go versions the fixtures are built
  * with, where the fixtures are (GLIMPSE_FIXTURES, default build/fixtures), opening
  * them, and a millisecond clock. Header-only: each test is one translation unit.
+ * Include after <cmocka.h>.
  */
 #ifndef GLIMPSE_TEST_FIXTURES_H
 #define GLIMPSE_TEST_FIXTURES_H
@@ -11,19 +12,13 @@
 #include <time.h>
 
 #include "err.h"
+#include "fixture_path.h"
 #include "gobin.h"
 
 static const int versions[] = { 19, 21, 22, 23, 24, 25, 26 };
 #define NVERSIONS (int)(sizeof(versions) / sizeof(versions[0]))
 enum { PLAIN, STRIPPED, PIE, NFLAVOURS };
 static const char *const flavours[NFLAVOURS] = { "target", "target.stripped", "target.pie" };
-
-static inline const char *fixture_dir(void)
-{
-	const char *d = getenv("GLIMPSE_FIXTURES");
-
-	return d && *d ? d : "build/fixtures";
-}
 
 /* Opens build/fixtures/go1.<minor>/<file>; prints why on failure. Returns 0 or a negative code. */
 static inline int fixture_open(int minor, const char *file, struct gobin **out)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fixture_path.h"
 #include "gobin.h"
 #include "pclntab.h"
 
@@ -24,29 +25,6 @@ static const char *const versions[] = {"1.19", "1.21", "1.22", "1.23", "1.24", "
 static const char *const flavours[] = {"", ".stripped", ".pie"};
 #define NVERSIONS (sizeof(versions) / sizeof(versions[0]))
 #define NFLAVOURS (sizeof(flavours) / sizeof(flavours[0]))
-
-static const char *fixture_dir(void)
-{
-	const char *d = getenv("GLIMPSE_FIXTURES");
-
-	return d && *d ? d : "build/fixtures";
-}
-
-/* Path of a fixture, or NULL (with a note) when its Go version is not installed. */
-static const char *fixture(const char *version, const char *flavour)
-{
-	static char path[512];
-	char go[64];
-
-	snprintf(path, sizeof(path), "%s/go%s/target%s", fixture_dir(), version, flavour);
-	if (access(path, R_OK) == 0)
-		return path;
-	snprintf(go, sizeof(go), "/usr/lib/go-%s/bin/go", version);
-	if (access(go, X_OK) == 0)
-		fail_msg("fixture %s is missing although go %s is installed: run make fixtures", path, version);
-	printf("note: go %s is not installed, skipping its fixtures\n", version);
-	return NULL;
-}
 
 static struct gobin *open_fixture(const char *path)
 {

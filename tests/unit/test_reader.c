@@ -39,6 +39,7 @@
 #include "buf.h"
 #include "dwarf.h"
 #include "err.h"
+#include "fixture_path.h"
 #include "gobin.h"
 #include "pclntab.h"
 #include "reader.h"
@@ -91,29 +92,6 @@ struct target {
 	struct gobin *bin;
 	uint64_t bias;
 };
-
-static const char *fixture_dir(void)
-{
-	const char *d = getenv("GLIMPSE_FIXTURES");
-
-	return d && *d ? d : "build/fixtures";
-}
-
-/* Path of a fixture, or NULL (with a note) when its Go version is not installed. */
-static const char *fixture(const char *version, const char *flavour)
-{
-	static char path[512];
-	char go[64];
-
-	snprintf(path, sizeof(path), "%s/go%s/target%s", fixture_dir(), version, flavour);
-	if (access(path, R_OK) == 0)
-		return path;
-	snprintf(go, sizeof(go), "/usr/lib/go-%s/bin/go", version);
-	if (access(go, X_OK) == 0)
-		fail_msg("fixture %s is missing although go %s is installed: run make fixtures", path, version);
-	printf("note: go %s is not installed, skipping its fixtures\n", version);
-	return NULL;
-}
 
 /* Reads the child's stdout until its "ready pid=N http=ADDR" line (20 s at most). */
 static void wait_ready(struct target *t, int fd, const char *path)
