@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture_path.h"
 #include "buf.h"
 #include "decode.h"
 #include "dwarf.h"
@@ -51,13 +52,6 @@ struct proc {
 
 static struct proc procs[NPROCS];
 static int nprocs;
-
-static const char *fixture_dir(void)
-{
-	const char *d = getenv("GLIMPSE_FIXTURES");
-
-	return d && *d ? d : "build/fixtures";
-}
 
 static int vm_read(void *ctx, uint64_t addr, void *dst, size_t n)
 {
