@@ -67,6 +67,7 @@ struct snap_params {
 	__s32 m_procid;
 	__u32 start;	 /* allgs index this run starts at */
 	__u32 ring_size; /* bytes of the ring buffer (set by reader_bpf.c) */
+	__u64 max_phys;	 /* end of the highest physical RAM range, 0: direct reads off */
 };
 
 /* Written by the walk; userspace zeroes it before a snapshot and clears `walked`
@@ -84,7 +85,20 @@ struct snap_ctl {
 	__u32 threads_lost; /* a thread record did not fit: run again for them */
 	__u32 dynptr;	    /* the last run copied stacks straight into the ring */
 	__u32 torn_lost;    /* a torn notice did not fit: treat the run's gs as torn */
-	__u32 pad;
+	__u32 direct;	    /* the last run read through the kernel's direct map */
+	__u32 direct_off;   /* why it did not: enum snap_direct_off */
+	__u64 direct_reads; /* copies made through the direct map, all runs */
+	__u64 slow_reads;   /* copies made by bpf_copy_from_user_task, all runs */
+};
+
+/* Why the walk did not read through the direct map (snap_ctl.direct_off). */
+enum snap_direct_off {
+	SNAP_DIRECT_ON = 0,
+	SNAP_DIRECT_DISABLED,  /* asked not to, or the RAM size is unknown */
+	SNAP_DIRECT_NO_RCU,    /* the kernel lacks bpf_rcu_read_lock (< 6.2) */
+	SNAP_DIRECT_NO_MM,     /* the target has no address space (exiting) */
+	SNAP_DIRECT_NO_BASE,   /* page tables not understood (not x86-64?) */
+	SNAP_DIRECT_UNPROVEN,  /* a test read differed from bpf_copy_from_user_task */
 };
 
 /* Where the walk's time went, when the program was loaded with `profile` set

@@ -73,6 +73,9 @@ struct raw_block;
 
 struct raw_snapshot {
 	const char *reader; /* "bpf" or "process_vm_readv" (static strings) */
+	const char *copy;   /* how bpf copied: "direct map", "dynptr" or "buffered" (see
+			     * reader_bpf.c); NULL for process_vm_readv */
+	uint64_t direct_reads, slow_reads; /* bpf: copies through the direct map, and not */
 	size_t n;
 	struct raw_g *gs;
 	size_t nthreads;
@@ -86,6 +89,7 @@ struct raw_snapshot {
 	unsigned int runs;	  /* iterator runs (the ring buffer filled up runs-1 times) */
 	char fallback[256];	  /* why BPF was not used ("" when it was, or not allowed) */
 	struct raw_block *blocks; /* internal: the memory hdr and stack point into */
+	struct reader_pin *pin;	  /* internal: the BPF ring the last run's records are in */
 };
 
 /* Copies every live goroutine of pid. off are the target binary's runtime
@@ -106,11 +110,13 @@ int reader_vm_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, c
 		       struct raw_snapshot *out);
 
 /* The BPF reader, loaded once and used for many snapshots (loading costs
- * 0.06-1 s; a snapshot of 10k goroutines ~11 ms, ~20 ms in a fresh process).
+ * 0.06-1 s; a snapshot of 10k goroutines ~10 ms).
  * Takes one snapshot at a time; opening swaps libbpf's print callback for a
  * moment (not thread-safe). Environment read at open: GLIMPSE_READER_PROFILE=1
- * prints where each snapshot's time went (both readers), GLIMPSE_BPF_NO_DYNPTR=1
- * takes the path of kernels before 6.16, GLIMPSE_BPF_DEBUG=1 shows libbpf's log.
+ * prints where each snapshot's time went (both readers), GLIMPSE_BPF_NO_DIRECT=1
+ * copies every byte with bpf_copy_from_user_task() (not through the direct map),
+ * GLIMPSE_BPF_NO_DYNPTR=1 then takes the path of kernels before 6.16,
+ * GLIMPSE_BPF_DEBUG=1 shows libbpf's log.
  * reader_bpf_open returns 0 and sets *out, or a negative code with a message
  * saying why BPF is unusable (needs CAP_BPF+CAP_PERFMON, kernel >= 6.2 with BTF). */
 struct reader_bpf;
@@ -118,10 +124,18 @@ int reader_bpf_open(struct reader_bpf **out);
 /* The same with a ring buffer of ring_bytes (a power of two, at least 2 MiB;
  * 0: the default 32 MiB). A smaller ring only means more iterator runs. */
 int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out);
-/* Same contract as reader_snapshot, with this reader only (no fallback). */
+/* Same contract as reader_snapshot, with this reader only (no fallback).
+ * The records of the walk's last run stay where the walk wrote them, in the
+ * reader's ring buffer (copying 10k goroutines' worth out costs ~1.5 ms): the
+ * next snapshot of the same reader first copies them into out's own memory,
+ * and closing the reader waits until out is freed. */
 int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets *off, uint64_t bias,
 			const struct read_limits *lim, struct raw_snapshot *out);
+/* Closes r now, or when the last snapshot still using its ring is freed. */
 void reader_bpf_close(struct reader_bpf *r);
+/* Internal: raw_snapshot_free's half of the above. */
+struct reader_pin;
+void reader_pin_release(struct reader_pin *pin);
 
 /* Internal to reader_bpf.c and reader_vm.c. */
 struct snap_params;
@@ -139,6 +153,7 @@ uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block);
  * in out's memory), so that the copy itself touches no fresh memory (a fault
  * costs ~2 us a page here). A hint: the readers still grow both as needed. */
 void reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs);
+/* (out NULL: room for the raw_gs only.) */
 /* Appends the raw_g for record h to gs (a buffer of struct raw_g): its g is the
  * h->g_len bytes at g, its stack the h->stack_len bytes at stack, both memory
  * of the snapshot. */

@@ -36,13 +36,109 @@ struct reader_bpf {
 	struct snapshot_bpf *skel;
 	struct ring_buffer *ring;
 	uint32_t ring_bytes;
+	uint64_t max_phys;		   /* see phys_ram_end() */
+	const uint8_t *ring_lo, *ring_hi; /* where records were seen in the ring's mapping */
+	struct reader_pin *pin; /* the snapshot whose records are in the ring */
+	bool closing;		/* reader_bpf_close() waits for pin's release */
 	/* The snapshot being taken. */
 	const struct go_offsets *off;
 	struct raw_snapshot *out;
-	size_t left;	    /* bytes of records of this run not drained yet */
+	size_t run_first;   /* first raw_g (in gs) of the current run */
 	struct buf gs;	    /* struct raw_g, in allgs order */
 	struct buf threads; /* struct raw_thread */
 };
+
+/* A snapshot whose goroutines' bytes are (partly) in a reader's ring. */
+struct reader_pin {
+	struct reader_bpf *r; /* NULL once the bytes were copied out */
+	struct raw_g *gs;     /* the snapshot's goroutines */
+	size_t n;
+	uint8_t *mem; /* where they were copied */
+};
+
+static bool in_ring(const struct reader_bpf *r, const uint8_t *p)
+{
+	return p >= r->ring_lo && p < r->ring_hi;
+}
+
+/* Copies the bytes of those of gs[0..n) that are in the ring into memory of
+ * their own (one block from alloc(ctx, bytes)), and points them there. */
+static void evacuate(struct reader_bpf *r, struct raw_g *gs, size_t n, uint8_t *(*alloc)(void *, size_t), void *ctx)
+{
+	size_t bytes = 0;
+	uint8_t *mem;
+
+	for (size_t i = 0; i < n; i++)
+		if (in_ring(r, gs[i].hdr))
+			bytes += gs[i].hdr_len + gs[i].stack_len;
+	if (!bytes)
+		return;
+	mem = alloc(ctx, bytes);
+	for (size_t i = 0; i < n; i++) {
+		struct raw_g *g = &gs[i];
+
+		if (!in_ring(r, g->hdr))
+			continue;
+		memcpy(mem, g->hdr, g->hdr_len);
+		g->hdr = mem;
+		mem += g->hdr_len;
+		if (g->stack) {
+			memcpy(mem, g->stack, g->stack_len);
+			g->stack = mem;
+			mem += g->stack_len;
+		}
+	}
+}
+
+/* Whether any goroutine of out has its bytes in the ring. */
+static bool records_in_ring(const struct reader_bpf *r, const struct raw_snapshot *out)
+{
+	for (size_t i = 0; i < out->n; i++)
+		if (in_ring(r, out->gs[i].hdr))
+			return true;
+	return false;
+}
+
+static uint8_t *alloc_snapshot(void *out, size_t n)
+{
+	return reader_alloc(out, n, n);
+}
+
+static uint8_t *alloc_pin(void *pin, size_t n)
+{
+	return ((struct reader_pin *)pin)->mem = xmalloc(n);
+}
+
+static void destroy(struct reader_bpf *r);
+
+/* Copies the pinned snapshot's bytes out of the ring, which then is free for
+ * the next snapshot. */
+static void unpin(struct reader_bpf *r)
+{
+	struct reader_pin *pin = r->pin;
+
+	if (!pin)
+		return;
+	evacuate(r, pin->gs, pin->n, alloc_pin, pin);
+	pin->r = NULL;
+	r->pin = NULL;
+}
+
+void reader_pin_release(struct reader_pin *pin)
+{
+	struct reader_bpf *r;
+
+	if (!pin)
+		return;
+	r = pin->r;
+	if (r) {
+		r->pin = NULL;
+		if (r->closing)
+			destroy(r);
+	}
+	free(pin->mem);
+	free(pin);
+}
 
 static bool env_set(const char *name)
 {
@@ -115,12 +211,35 @@ static int on_record(void *ctx, void *data, size_t size)
 	if (h->kind != SNAP_REC_G || size < sizeof(*h) || h->g_len > SNAP_G_MAX ||
 	    size < sizeof(*h) + h->g_len + h->stack_len)
 		return 0;
-	/* A new block, if one is needed, is what the rest of the run needs. */
-	mem = reader_alloc(r->out, h->g_len + h->stack_len, r->left);
-	r->left -= r->left < size + 8 ? r->left : size + 8;
-	memcpy(mem, h + 1, h->g_len + h->stack_len);
+	/* Left in place: see reader_bpf_snapshot(). */
+	mem = (uint8_t *)(h + 1);
+	if (!r->ring_lo || mem < r->ring_lo)
+		r->ring_lo = mem;
+	if (mem + size > r->ring_hi)
+		r->ring_hi = mem + size;
 	reader_add_g(&r->gs, h, mem, mem + h->g_len, r->off);
 	return 0;
+}
+
+/* The end of the highest range of physical RAM (/proc/iomem, which shows real
+ * addresses to root only), or 0 when unknown: the walk then reads every page
+ * with bpf_copy_from_user_task(). */
+static uint64_t phys_ram_end(void)
+{
+	FILE *f = fopen("/proc/iomem", "r");
+	char line[256];
+	uint64_t top = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long lo, hi;
+
+		if (strstr(line, ": System RAM") && sscanf(line, " %llx-%llx", &lo, &hi) == 2 && hi > lo && hi + 1 > top)
+			top = hi + 1;
+	}
+	fclose(f);
+	return top;
 }
 
 int reader_bpf_open(struct reader_bpf **out)
@@ -149,6 +268,8 @@ int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
 	}
 	r->skel->rodata->profile = reader_profiling();
 	r->skel->rodata->no_dynptr = env_set("GLIMPSE_BPF_NO_DYNPTR");
+	r->skel->rodata->no_direct = env_set("GLIMPSE_BPF_NO_DIRECT");
+	r->max_phys = phys_ram_end();
 	rc = bpf_map__set_max_entries(r->skel->maps.records, ring_bytes);
 	if (rc) {
 		rc = bpf_log_error(rc, "sizing the BPF ring buffer");
@@ -177,6 +298,15 @@ void reader_bpf_close(struct reader_bpf *r)
 {
 	if (!r)
 		return;
+	if (r->pin) {
+		r->closing = true;
+		return;
+	}
+	destroy(r);
+}
+
+static void destroy(struct reader_bpf *r)
+{
 	ring_buffer__free(r->ring);
 	snapshot_bpf__destroy(r->skel);
 	free(r);
@@ -198,6 +328,25 @@ static struct bpf_link *attach(struct reader_bpf *r, pid_t pid)
 	return bpf_program__attach_iter(r->skel->progs.snapshot_walk, NULL);
 }
 
+static const char *direct_off_why(uint32_t why)
+{
+	switch (why) {
+	case SNAP_DIRECT_ON:
+		return "on";
+	case SNAP_DIRECT_DISABLED:
+		return "off (GLIMPSE_BPF_NO_DIRECT, or physical RAM size unknown)";
+	case SNAP_DIRECT_NO_RCU:
+		return "off (kernel lacks bpf_rcu_read_lock)";
+	case SNAP_DIRECT_NO_MM:
+		return "off (target has no address space)";
+	case SNAP_DIRECT_NO_BASE:
+		return "off (page tables not understood)";
+	case SNAP_DIRECT_UNPROVEN:
+		return "off (a test read disagreed with bpf_copy_from_user_task)";
+	}
+	return "off";
+}
+
 /* Where a snapshot's time went (GLIMPSE_READER_PROFILE=1), in ns. */
 struct bpf_profile {
 	uint64_t iter, drain;
@@ -206,7 +355,6 @@ struct bpf_profile {
 /* One pass of the iterator, then drains what it wrote into memory of out. */
 static int run_once(struct reader_bpf *r, struct bpf_link *link, pid_t pid, struct bpf_profile *prof)
 {
-	struct ring *ring = ring_buffer__ring(r->ring, 0);
 	uint64_t t0 = reader_now_ns(CLOCK_MONOTONIC), t1;
 	size_t gs;
 	char sink[64];
@@ -223,8 +371,7 @@ static int run_once(struct reader_bpf *r, struct bpf_link *link, pid_t pid, stru
 	if (rc)
 		return err_set(-rc, "running the BPF task iterator for pid %d: %s", (int)pid, strerror(-rc));
 	t1 = reader_now_ns(CLOCK_MONOTONIC);
-	/* Room for everything this run wrote, so draining allocates at most once. */
-	r->left = ring ? ring__avail_data_size(ring) : 0;
+	r->run_first = r->gs.len / sizeof(struct raw_g);
 	gs = r->skel->bss->ctl.len;
 	if (gs > r->gs.len / sizeof(struct raw_g))
 		buf_grow(&r->gs, gs * sizeof(struct raw_g) - r->gs.len);
@@ -261,6 +408,9 @@ static int run_walk(struct reader_bpf *r, struct bpf_link *link, pid_t pid, stru
 			return 0;
 		if (ctl->full && ctl->next == start)
 			return err_set(ENOSPC, "a goroutine record does not fit in the BPF ring buffer");
+		/* The next run writes over this one's records. */
+		evacuate(r, (struct raw_g *)r->gs.p + r->run_first, r->gs.len / sizeof(struct raw_g) - r->run_first,
+			 alloc_snapshot, r->out);
 	}
 	return err_set(EAGAIN, "pid %d: the BPF walk did not finish in %d runs", (int)pid, MAX_RUNS);
 }
@@ -272,9 +422,13 @@ static void print_profile(const struct reader_bpf *r, const struct raw_snapshot 
 	static const char *const names[SNAP_PROF_SLOTS] = {"walk", "windows", "stacks", "rechecks", "emit"};
 	size_t n = out->n ? out->n : 1;
 
+	const struct snap_ctl *ctl = &r->skel->bss->ctl;
+
 	fprintf(stderr, "glimpse bpf reader: %zu goroutines in %.3f ms (%.3f us each), %u run(s), %s copy\n", out->n,
-		out->duration_ns / 1e6, out->duration_ns / 1e3 / n, out->runs,
-		r->skel->bss->ctl.dynptr ? "dynptr" : "buffered");
+		out->duration_ns / 1e6, out->duration_ns / 1e3 / n, out->runs, ctl->dynptr ? "dynptr" : "buffered");
+	fprintf(stderr, "  direct map reads %s: %llu direct, %llu through bpf_copy_from_user_task\n",
+		direct_off_why(ctl->direct_off), (unsigned long long)ctl->direct_reads,
+		(unsigned long long)ctl->slow_reads);
 	fprintf(stderr, "  iterator %.3f ms, drain %.3f ms (%.3f us each), finish %.3f ms\n", prof->iter / 1e6,
 		prof->drain / 1e6, prof->drain / 1e3 / n, finish / 1e6);
 	for (int i = 0; i < SNAP_PROF_SLOTS; i++)
@@ -298,10 +452,12 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	if (rc)
 		return rc;
 	p->ring_size = r->ring_bytes;
+	p->max_phys = r->max_phys;
 	memset(&r->skel->bss->prof, 0, sizeof(r->skel->bss->prof));
+	unpin(r);
 	r->off = off;
 	r->out = out;
-	reader_reserve(pid, p, out, &r->gs);
+	reader_reserve(pid, p, NULL, &r->gs);
 	t0 = reader_now_ns(CLOCK_MONOTONIC);
 	link = attach(r, pid);
 	if (!link) {
@@ -324,6 +480,9 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	}
 	t1 = reader_now_ns(CLOCK_MONOTONIC);
 	out->allglen = r->skel->bss->ctl.len;
+	out->direct_reads = r->skel->bss->ctl.direct_reads;
+	out->slow_reads = r->skel->bss->ctl.slow_reads;
+	out->copy = r->skel->bss->ctl.direct ? "direct map" : r->skel->bss->ctl.dynptr ? "dynptr" : "buffered";
 	out->truncated = r->skel->bss->ctl.truncated;
 	out->nthreads = r->threads.len / sizeof(struct raw_thread);
 	out->threads = (struct raw_thread *)buf_detach(&r->threads);
@@ -332,6 +491,11 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 			((struct raw_g *)r->gs.p)[i].torn = true;
 	reader_finish(out, &r->gs);
 	out->duration_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
+	if (out->n && records_in_ring(r, out)) {
+		r->pin = xcalloc(1, sizeof(*r->pin));
+		*r->pin = (struct reader_pin){.r = r, .gs = out->gs, .n = out->n};
+		out->pin = r->pin;
+	}
 	if (r->skel->rodata->profile)
 		print_profile(r, out, &prof, reader_now_ns(CLOCK_MONOTONIC) - t1);
 	return 0;

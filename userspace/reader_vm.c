@@ -264,6 +264,7 @@ void raw_snapshot_free(struct raw_snapshot *s)
 
 	if (!s)
 		return;
+	reader_pin_release(s->pin);
 	for (b = s->blocks; b; b = next) {
 		next = b->next;
 		free(b);
@@ -332,7 +333,8 @@ void reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot 
 	bytes = n * (((p->g_size + 7) & ~7u) + RESERVE_STACK);
 	if (bytes > RESERVE_MAX)
 		bytes = RESERVE_MAX;
-	reader_alloc(out, 0, bytes);
+	if (out)
+		reader_alloc(out, 0, bytes);
 	buf_grow(gs, n * sizeof(struct raw_g));
 	prefault(gs->p + gs->len, gs->cap - gs->len);
 }

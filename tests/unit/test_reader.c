@@ -781,25 +781,44 @@ static void test_reader_takes_a_preempted_goroutine_from_its_thread(void **state
 	target_stop(&t);
 }
 
-/* Kernels before 6.16 cannot copy a stack straight into the ring: the BPF
- * reader then assembles each record and copies it out. Forced here, that path
- * must see exactly what the direct one sees. */
-static void test_reader_bpf_buffered_path_matches_direct(void **state)
+/* A BPF reader opened with environment variable env set to 1 (if env). */
+static struct reader_bpf *open_with(const char *env, const char *env2)
+{
+	struct reader_bpf *r = NULL;
+	int rc;
+
+	if (env)
+		setenv(env, "1", 1);
+	if (env2)
+		setenv(env2, "1", 1);
+	rc = reader_bpf_open(&r);
+	if (env)
+		unsetenv(env);
+	if (env2)
+		unsetenv(env2);
+	if (rc)
+		fail_msg("BPF reader with %s %s: %s", env ? env : "", env2 ? env2 : "", err_msg(rc));
+	return r;
+}
+
+/* The BPF reader copies through the kernel's direct map where it can (x86-64,
+ * root), else with bpf_copy_from_user_task() straight into the ring (6.16+),
+ * else into a buffer first. Forced here, each path must see exactly what the
+ * default one sees, and the default one must be the direct map on this
+ * machine kind, without a single slow copy for parked goroutines. */
+static void test_reader_bpf_copy_paths_agree(void **state)
 {
 	const char *const cases[][2] = {{"1.19", ""}, {"1.26", ".pie"}};
-	struct reader_bpf *buffered = NULL;
-	int rc;
+	struct reader_bpf *other[2];
+	const char *want[2] = {"dynptr", "buffered"};
 
 	if (!bpf)
 		skip();
-	setenv("GLIMPSE_BPF_NO_DYNPTR", "1", 1);
-	rc = reader_bpf_open(&buffered);
-	unsetenv("GLIMPSE_BPF_NO_DYNPTR");
-	if (rc)
-		fail_msg("BPF reader without the dynptr copy: %s", err_msg(rc));
+	other[0] = open_with("GLIMPSE_BPF_NO_DIRECT", NULL);
+	other[1] = open_with("GLIMPSE_BPF_NO_DIRECT", "GLIMPSE_BPF_NO_DYNPTR");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *path = fixture(cases[i][0], cases[i][1]);
-		struct raw_snapshot a = {0}, b = {0};
+		struct raw_snapshot a = {0}, b[2] = {{0}};
 		struct target t;
 
 		if (!path)
@@ -807,20 +826,103 @@ static void test_reader_bpf_buffered_path_matches_direct(void **state)
 		target_start(&t, path, WORKERS);
 		wait_parked(&t, WORKERS);
 		must_take(&t, true, NULL, &a);
-		rc = reader_bpf_snapshot(buffered, t.pid, &t.bin->offsets, t.bias, NULL, &b);
-		if (rc)
-			fail_msg("buffered snapshot of %s: %s", t.bin->path, err_msg(rc));
 		check_snapshot(&t, &a);
-		check_snapshot(&t, &b);
-		check_agree(&t, &a, &b);
-		check_agree(&t, &b, &a);
-		printf("%-36s direct %.2f ms, buffered %.2f ms\n", t.bin->path, a.duration_ns / 1e6,
-		       b.duration_ns / 1e6);
+		assert_string_equal(a.copy, "direct map");
+		assert_true(a.direct_reads >= a.n);
+		for (int k = 0; k < 2; k++) {
+			int rc = reader_bpf_snapshot(other[k], t.pid, &t.bin->offsets, t.bias, NULL, &b[k]);
+
+			if (rc)
+				fail_msg("%s snapshot of %s: %s", want[k], t.bin->path, err_msg(rc));
+			assert_string_equal(b[k].copy, want[k]);
+			assert_int_equal(b[k].direct_reads, 0);
+			check_snapshot(&t, &b[k]);
+			check_agree(&t, &a, &b[k]);
+			check_agree(&t, &b[k], &a);
+		}
+		printf("%-36s direct map %.2f ms (%llu copies, %llu slow), dynptr %.2f ms, buffered %.2f ms\n",
+		       t.bin->path, a.duration_ns / 1e6, (unsigned long long)a.direct_reads,
+		       (unsigned long long)a.slow_reads, b[0].duration_ns / 1e6, b[1].duration_ns / 1e6);
 		raw_snapshot_free(&a);
-		raw_snapshot_free(&b);
+		raw_snapshot_free(&b[0]);
+		raw_snapshot_free(&b[1]);
 		target_stop(&t);
 	}
-	reader_bpf_close(buffered);
+	reader_bpf_close(other[0]);
+	reader_bpf_close(other[1]);
+}
+
+/* Every hdr and stack byte of s, one after the other. */
+static uint8_t *snapshot_bytes(const struct raw_snapshot *s, size_t *len)
+{
+	size_t n = 0;
+	uint8_t *p, *q;
+
+	for (size_t i = 0; i < s->n; i++)
+		n += s->gs[i].hdr_len + s->gs[i].stack_len;
+	p = q = malloc(n ? n : 1);
+	assert_non_null(p);
+	for (size_t i = 0; i < s->n; i++) {
+		memcpy(q, s->gs[i].hdr, s->gs[i].hdr_len);
+		q += s->gs[i].hdr_len;
+		if (s->gs[i].stack_len)
+			memcpy(q, s->gs[i].stack, s->gs[i].stack_len);
+		q += s->gs[i].stack_len;
+	}
+	*len = n;
+	return p;
+}
+
+/* A snapshot's bytes stay in the reader's ring until the reader is needed
+ * again: they must survive the next snapshot of the same reader (which copies
+ * them out first), and the reader's closing (which waits for the snapshot). */
+static void test_reader_bpf_snapshot_outlives_its_ring(void **state)
+{
+	const char *path = fixture("1.23", "");
+	struct raw_snapshot s1 = {0}, s2 = {0};
+	struct reader_bpf *r;
+	uint8_t *before, *after;
+	size_t n1, n2;
+	struct target t;
+
+	if (!path || !bpf)
+		skip();
+	target_start(&t, path, WORKERS);
+	wait_parked(&t, WORKERS);
+	if (reader_bpf_open_ring(2u << 20, &r))
+		fail_msg("reader_bpf_open_ring: %s", err_msg(-1));
+	if (reader_bpf_snapshot(r, t.pid, &t.bin->offsets, t.bias, NULL, &s1))
+		fail_msg("snapshot: %s", err_msg(-1));
+	assert_non_null(s1.pin);
+	before = snapshot_bytes(&s1, &n1);
+	/* Enough snapshots for the ring to wrap around over s1's bytes. */
+	for (size_t written = 0; written < 3 * (2u << 20); written += n2) {
+		if (reader_bpf_snapshot(r, t.pid, &t.bin->offsets, t.bias, NULL, &s2))
+			fail_msg("snapshot: %s", err_msg(-1));
+		check_snapshot(&t, &s2);
+		check_agree(&t, &s1, &s2);
+		free(snapshot_bytes(&s2, &n2));
+		raw_snapshot_free(&s2);
+	}
+	after = snapshot_bytes(&s1, &n2);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(before, after, n1);
+	check_snapshot(&t, &s1);
+	free(after);
+	free(before);
+	raw_snapshot_free(&s1);
+
+	if (reader_bpf_snapshot(r, t.pid, &t.bin->offsets, t.bias, NULL, &s1))
+		fail_msg("snapshot: %s", err_msg(-1));
+	before = snapshot_bytes(&s1, &n1);
+	reader_bpf_close(r); /* waits for s1 */
+	after = snapshot_bytes(&s1, &n2);
+	assert_memory_equal(before, after, n1);
+	check_snapshot(&t, &s1);
+	raw_snapshot_free(&s1); /* closes r */
+	free(after);
+	free(before);
+	target_stop(&t);
 }
 
 /* Name of the function the first frame of g's copied stack returns into. */
@@ -1012,7 +1114,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_reader_bpf_resumes_when_the_ring_fills, kill_children),
 	    cmocka_unit_test_teardown(test_reader_falls_back_without_bpf_permission, kill_children),
 	    cmocka_unit_test_teardown(test_reader_takes_a_preempted_goroutine_from_its_thread, kill_children),
-	    cmocka_unit_test_teardown(test_reader_bpf_buffered_path_matches_direct, kill_children),
+	    cmocka_unit_test_teardown(test_reader_bpf_copy_paths_agree, kill_children),
+	    cmocka_unit_test_teardown(test_reader_bpf_snapshot_outlives_its_ring, kill_children),
 	    cmocka_unit_test_teardown(test_reader_marks_goroutines_that_move_as_torn, kill_children),
 	    cmocka_unit_test(test_reader_recheck_covers_what_changes_when_a_goroutine_runs),
 	    cmocka_unit_test_teardown(test_reader_timing, kill_children),
