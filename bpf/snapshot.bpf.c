@@ -773,10 +773,14 @@ static __always_inline void walk(struct task_struct *task)
 	end = read_allgs(task, slice);
 	if (end < 0)
 		return;
-	ctl.direct_off = dm_setup(task);
-	ctl.direct = dm_base != 0;
+	if (params.setup) {
+		ctl.direct_off = dm_setup(task);
+		ctl.direct = dm_base != 0;
+	}
 	ctl.walked = 1;
 	ctl.len = end;
+	if (end > params.end)
+		end = params.end;
 	win_len = 0;
 	npend = 0;
 	if (gsz > SNAP_G_MAX)
@@ -864,6 +868,7 @@ int snapshot_walk(struct bpf_iter__task *ctx)
 		walk(task);
 		prof_end(SNAP_PROF_WALK, t0);
 	}
-	emit_thread(task);
+	if (params.threads)
+		emit_thread(task);
 	return 0;
 }

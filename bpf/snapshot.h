@@ -66,8 +66,12 @@ struct snap_params {
 	__s32 g_atomicstatus;
 	__s32 m_procid;
 	__u32 start;	 /* allgs index this run starts at */
+	__u32 end;	 /* and stops before (or at allglen) */
 	__u32 ring_size; /* bytes of the ring buffer (set by reader_bpf.c) */
-	__u64 max_phys;	 /* end of the highest physical RAM range, 0: direct reads off */
+	__u32 threads;	 /* write a record for each thread of the target */
+	__u32 setup;	 /* find the direct map again (a new snapshot); else as the last run */
+	__u32 pad;
+	__u64 max_phys; /* end of the highest physical RAM range, 0: direct reads off */
 };
 
 /* Written by the walk; userspace zeroes it before a snapshot and clears `walked`

@@ -10,7 +10,7 @@
 
 #include "err.h"
 
-static char last[256];
+static __thread char last[256]; /* per thread: lanes load side by side */
 static libbpf_print_fn_t previous;
 
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)

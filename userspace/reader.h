@@ -86,7 +86,8 @@ struct raw_snapshot {
 	size_t torn;		  /* goroutines marked torn */
 	size_t allglen;		  /* entries of allgs seen (dead ones included) */
 	bool truncated;		  /* stopped at max_goroutines */
-	unsigned int runs;	  /* iterator runs (the ring buffer filled up runs-1 times) */
+	unsigned int runs;	  /* iterator runs, all lanes (see reader_bpf.c) */
+	unsigned int lanes;	  /* bpf: copies of the walk that ran side by side */
 	char fallback[256];	  /* why BPF was not used ("" when it was, or not allowed) */
 	struct raw_block *blocks; /* internal: the memory hdr and stack point into */
 	struct reader_pin *pin;	  /* internal: the BPF ring the last run's records are in */
@@ -110,11 +111,13 @@ int reader_vm_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, c
 		       struct raw_snapshot *out);
 
 /* The BPF reader, loaded once and used for many snapshots (loading costs
- * 0.06-1 s; a snapshot of 10k goroutines ~10 ms).
+ * 0.06-1 s; a snapshot of 10k goroutines ~5 ms on two CPUs).
  * Takes one snapshot at a time; opening swaps libbpf's print callback for a
  * moment (not thread-safe). Environment read at open: GLIMPSE_READER_PROFILE=1
  * prints where each snapshot's time went (both readers), GLIMPSE_BPF_NO_DIRECT=1
  * copies every byte with bpf_copy_from_user_task() (not through the direct map),
+ * GLIMPSE_BPF_LANES=N walks with at most N lanes (default: the CPUs, at most 2),
+ * GLIMPSE_BPF_CHUNK=N walks N allgs entries per iterator run (default 128),
  * GLIMPSE_BPF_NO_DYNPTR=1 then takes the path of kernels before 6.16,
  * GLIMPSE_BPF_DEBUG=1 shows libbpf's log.
  * reader_bpf_open returns 0 and sets *out, or a negative code with a message
@@ -152,8 +155,8 @@ uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block);
  * with allglen goroutines will need (their raw_g in gs, their g and stack bytes
  * in out's memory), so that the copy itself touches no fresh memory (a fault
  * costs ~2 us a page here). A hint: the readers still grow both as needed. */
-void reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs);
-/* (out NULL: room for the raw_gs only.) */
+size_t reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs);
+/* (out NULL: room for the raw_gs only.) Returns allglen, or 0 when unknown. */
 /* Appends the raw_g for record h to gs (a buffer of struct raw_g): its g is the
  * h->g_len bytes at g, its stack the h->stack_len bytes at stack, both memory
  * of the snapshot. */

@@ -1,14 +1,19 @@
 /* reader_bpf.c - the BPF goroutine reader: loads bpf/snapshot.bpf.c (a sleepable
- * task iterator), runs it over the target's threads, and drains its ring buffer
- * into struct raw_g records. Also reader_snapshot(), which tries this reader
- * and falls back to process_vm_readv (reader_vm.c).
+ * task iterator), runs it over the target's threads, and takes its ring
+ * buffer's records as struct raw_g. Also reader_snapshot(), which tries this
+ * reader and falls back to process_vm_readv (reader_vm.c).
  *
- * The walk stops when the ring buffer is full and records where; each run is
- * followed by draining the ring and, if needed, another run from that index,
- * so any number of goroutines fits through a fixed-size ring. Draining copies
- * each run's records into one block of memory (no allocation per goroutine):
- * on this machine kind fresh memory and per-record work cost as much as the
- * copying itself.
+ * allgs is walked in chunks of CHUNK entries, one iterator run each, by one
+ * lane per CPU (two at most), each lane a loaded copy of the program with its
+ * own ring, taking the next chunk as it finishes one. Two reasons: a run is
+ * kernel code nothing preempts (on kernels built without preemption), so
+ * short runs let the target's threads have a CPU between them whatever the
+ * lanes do; and a walk mostly waits on cache misses, so two lanes take half
+ * the time. Small targets get one lane.
+ *
+ * Records stay where the walk wrote them: a lane drains its ring only when it
+ * is full (the records drained are then copied into the snapshot's memory)
+ * and at the end, when the raw_gs point into the ring (see reader.h).
  */
 #include "reader.h"
 
@@ -16,7 +21,10 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <linux/types.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,24 +39,60 @@
 #define RING_BYTES     (32u << 20)
 #define MIN_RING_BYTES (2u << 20) /* holds the largest record (SNAP_STACK_MAX) */
 #define MAX_RUNS       100000
+#define MAX_LANES      2
+/* allgs entries per iterator run: ~0.07 ms of kernel time on this machine
+ * kind; smaller costs more runs, larger delays the target more. */
+#define CHUNK 128
+/* Fewer goroutines than this get one lane (a second one costs a load). */
+#define LANES_FROM 2048
 
-struct reader_bpf {
-	struct snapshot_bpf *skel;
-	struct ring_buffer *ring;
-	uint32_t ring_bytes;
-	uint64_t max_phys;		   /* see phys_ram_end() */
-	const uint8_t *ring_lo, *ring_hi; /* where records were seen in the ring's mapping */
-	struct reader_pin *pin; /* the snapshot whose records are in the ring */
-	bool closing;		/* reader_bpf_close() waits for pin's release */
-	/* The snapshot being taken. */
-	const struct go_offsets *off;
-	struct raw_snapshot *out;
-	size_t run_first;   /* first raw_g (in gs) of the current run */
-	struct buf gs;	    /* struct raw_g, in allgs order */
-	struct buf threads; /* struct raw_thread */
+struct reader_bpf;
+
+/* Where a snapshot's time went (GLIMPSE_READER_PROFILE=1), in ns. */
+struct bpf_profile {
+	uint64_t iter, drain;
 };
 
-/* A snapshot whose goroutines' bytes are (partly) in a reader's ring. */
+/* One loaded copy of the walk, with its ring. */
+struct lane {
+	struct reader_bpf *r;
+	struct snapshot_bpf *skel;
+	struct ring_buffer *ring;
+	const uint8_t *ring_lo, *ring_hi; /* where records were seen in the ring's mapping */
+	/* The snapshot being taken. */
+	struct bpf_link *link;
+	struct buf gs;	     /* this lane's struct raw_g, in allgs order */
+	bool ring_empty;     /* nothing written since the last drain */
+	unsigned int runs;
+	struct bpf_profile prof;
+	int rc;
+	char msg[512]; /* rc's message (errors are per thread) */
+};
+
+struct reader_bpf {
+	struct lane lane[MAX_LANES];
+	int nlanes;    /* loaded and usable */
+	int max_lanes; /* to use */
+	pthread_t loader; /* load_lanes(), while loading */
+	bool loading;
+	int loaded; /* lanes load_lanes() loaded */
+	uint32_t ring_bytes;
+	uint64_t max_phys;	/* see phys_ram_end() */
+	bool no_dynptr, no_direct;
+	struct reader_pin *pin; /* the snapshot whose records are in the rings */
+	bool closing;		/* reader_bpf_close() waits for pin's release */
+	/* The snapshot being taken. */
+	pid_t pid;
+	const struct go_offsets *off;
+	struct raw_snapshot *out;
+	struct snap_params params;
+	struct buf threads; /* struct raw_thread */
+	atomic_uint next_chunk;
+	uint32_t nchunks, chunk, chunk_size;
+	pthread_mutex_t lock; /* out's memory, for lanes copying out of full rings */
+};
+
+/* A snapshot whose goroutines' bytes are (partly) in a reader's rings. */
 struct reader_pin {
 	struct reader_bpf *r; /* NULL once the bytes were copied out */
 	struct raw_g *gs;     /* the snapshot's goroutines */
@@ -58,10 +102,13 @@ struct reader_pin {
 
 static bool in_ring(const struct reader_bpf *r, const uint8_t *p)
 {
-	return p >= r->ring_lo && p < r->ring_hi;
+	for (int i = 0; i < r->nlanes; i++)
+		if (p >= r->lane[i].ring_lo && p < r->lane[i].ring_hi)
+			return true;
+	return false;
 }
 
-/* Copies the bytes of those of gs[0..n) that are in the ring into memory of
+/* Copies the bytes of those of gs[0..n) that are in a ring into memory of
  * their own (one block from alloc(ctx, bytes)), and points them there. */
 static void evacuate(struct reader_bpf *r, struct raw_g *gs, size_t n, uint8_t *(*alloc)(void *, size_t), void *ctx)
 {
@@ -90,7 +137,7 @@ static void evacuate(struct reader_bpf *r, struct raw_g *gs, size_t n, uint8_t *
 	}
 }
 
-/* Whether any goroutine of out has its bytes in the ring. */
+/* Whether any goroutine of out has its bytes in a ring. */
 static bool records_in_ring(const struct reader_bpf *r, const struct raw_snapshot *out)
 {
 	for (size_t i = 0; i < out->n; i++)
@@ -99,9 +146,15 @@ static bool records_in_ring(const struct reader_bpf *r, const struct raw_snapsho
 	return false;
 }
 
-static uint8_t *alloc_snapshot(void *out, size_t n)
+static uint8_t *alloc_snapshot(void *ctx, size_t n)
 {
-	return reader_alloc(out, n, n);
+	struct reader_bpf *r = ctx;
+	uint8_t *p;
+
+	pthread_mutex_lock(&r->lock);
+	p = reader_alloc(r->out, n, n);
+	pthread_mutex_unlock(&r->lock);
+	return p;
 }
 
 static uint8_t *alloc_pin(void *pin, size_t n)
@@ -111,7 +164,7 @@ static uint8_t *alloc_pin(void *pin, size_t n)
 
 static void destroy(struct reader_bpf *r);
 
-/* Copies the pinned snapshot's bytes out of the ring, which then is free for
+/* Copies the pinned snapshot's bytes out of the rings, which then are free for
  * the next snapshot. */
 static void unpin(struct reader_bpf *r)
 {
@@ -161,7 +214,7 @@ static void add_thread(struct reader_bpf *r, const struct snap_thread *rec)
 	struct raw_thread *have = (struct raw_thread *)r->threads.p;
 	size_t n = r->threads.len / sizeof(t);
 
-	/* Every run reports every thread again: keep the latest. */
+	/* A run that reports threads again: keep the latest. */
 	for (size_t i = 0; i < n; i++) {
 		if (have[i].tid == t.tid) {
 			have[i] = t;
@@ -171,12 +224,12 @@ static void add_thread(struct reader_bpf *r, const struct snap_thread *rec)
 	buf_add(&r->threads, &t, sizeof(t));
 }
 
-/* A goroutine written before (records come in allgs order) changed while it
- * was copied. */
-static void mark_torn(struct reader_bpf *r, uint32_t idx)
+/* A goroutine written before (a lane's records come in allgs order) changed
+ * while it was copied. */
+static void mark_torn(struct lane *l, uint32_t idx)
 {
-	struct raw_g *gs = (struct raw_g *)r->gs.p;
-	size_t lo = 0, hi = r->gs.len / sizeof(*gs);
+	struct raw_g *gs = (struct raw_g *)l->gs.p;
+	size_t lo = 0, hi = l->gs.len / sizeof(*gs);
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -194,18 +247,18 @@ static void mark_torn(struct reader_bpf *r, uint32_t idx)
 
 static int on_record(void *ctx, void *data, size_t size)
 {
-	struct reader_bpf *r = ctx;
+	struct lane *l = ctx;
 	const struct snap_g *h = data;
 	uint8_t *mem;
 
 	if (size < sizeof(__u32))
 		return 0;
 	if (h->kind == SNAP_REC_THREAD && size >= sizeof(struct snap_thread)) {
-		add_thread(r, data);
+		add_thread(l->r, data); /* only lane 0 asks for threads */
 		return 0;
 	}
 	if (h->kind == SNAP_REC_TORN && size >= sizeof(struct snap_torn)) {
-		mark_torn(r, ((const struct snap_torn *)data)->idx);
+		mark_torn(l, ((const struct snap_torn *)data)->idx);
 		return 0;
 	}
 	if (h->kind != SNAP_REC_G || size < sizeof(*h) || h->g_len > SNAP_G_MAX ||
@@ -213,11 +266,11 @@ static int on_record(void *ctx, void *data, size_t size)
 		return 0;
 	/* Left in place: see reader_bpf_snapshot(). */
 	mem = (uint8_t *)(h + 1);
-	if (!r->ring_lo || mem < r->ring_lo)
-		r->ring_lo = mem;
-	if (mem + size > r->ring_hi)
-		r->ring_hi = mem + size;
-	reader_add_g(&r->gs, h, mem, mem + h->g_len, r->off);
+	if (!l->ring_lo || mem < l->ring_lo)
+		l->ring_lo = mem;
+	if (mem + size > l->ring_hi)
+		l->ring_hi = mem + size;
+	reader_add_g(&l->gs, h, mem, mem + h->g_len, l->r->off);
 	return 0;
 }
 
@@ -242,6 +295,69 @@ static uint64_t phys_ram_end(void)
 	return top;
 }
 
+/* Loads lane i (within bpf_log_begin/end). */
+static int lane_open(struct reader_bpf *r, int i)
+{
+	struct lane *l = &r->lane[i];
+	int rc;
+
+	l->r = r;
+	l->skel = snapshot_bpf__open();
+	if (!l->skel) {
+		rc = bpf_log_error(-errno, "opening the BPF snapshot program");
+		goto fail;
+	}
+	l->skel->rodata->profile = reader_profiling();
+	l->skel->rodata->no_dynptr = r->no_dynptr;
+	l->skel->rodata->no_direct = r->no_direct;
+	rc = bpf_map__set_max_entries(l->skel->maps.records, r->ring_bytes);
+	if (rc) {
+		rc = bpf_log_error(rc, "sizing the BPF ring buffer");
+		goto fail;
+	}
+	rc = snapshot_bpf__load(l->skel);
+	if (rc) {
+		rc = bpf_log_error(rc, "loading the BPF snapshot program");
+		goto fail;
+	}
+	l->ring = ring_buffer__new(bpf_map__fd(l->skel->maps.records), on_record, l, NULL);
+	if (!l->ring) {
+		rc = bpf_log_error(-errno, "mapping the BPF ring buffer");
+		goto fail;
+	}
+	return 0;
+fail:
+	ring_buffer__free(l->ring);
+	snapshot_bpf__destroy(l->skel);
+	memset(l, 0, sizeof(*l));
+	return rc;
+}
+
+/* Loads the other lanes in the background (loading is mostly the verifier's
+ * CPU time, ~0.4 s here: on another CPU it costs no wall time). */
+static void *load_lanes(void *arg)
+{
+	struct reader_bpf *r = arg;
+
+	for (int i = 1; i < r->max_lanes; i++) {
+		if (lane_open(r, i))
+			break;
+		r->loaded = i + 1;
+	}
+	return NULL;
+}
+
+/* Waits for load_lanes(), if it runs; its lanes are usable from then on. */
+static void join_loader(struct reader_bpf *r)
+{
+	if (!r->loading)
+		return;
+	pthread_join(r->loader, NULL);
+	r->loading = false;
+	bpf_log_end();
+	r->nlanes = r->loaded;
+}
+
 int reader_bpf_open(struct reader_bpf **out)
 {
 	return reader_bpf_open_ring(0, out);
@@ -250,7 +366,9 @@ int reader_bpf_open(struct reader_bpf **out)
 int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
 {
 	struct reader_bpf *r;
-	int rc = 0;
+	const char *lanes = getenv("GLIMPSE_BPF_LANES"), *chunk = getenv("GLIMPSE_BPF_CHUNK");
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int rc;
 
 	*out = NULL;
 	if (!ring_bytes)
@@ -260,38 +378,29 @@ int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
 			       MIN_RING_BYTES);
 	r = xcalloc(1, sizeof(*r));
 	r->ring_bytes = ring_bytes;
-	bpf_log_begin();
-	r->skel = snapshot_bpf__open();
-	if (!r->skel) {
-		rc = bpf_log_error(-errno, "opening the BPF snapshot program");
-		goto fail;
-	}
-	r->skel->rodata->profile = reader_profiling();
-	r->skel->rodata->no_dynptr = env_set("GLIMPSE_BPF_NO_DYNPTR");
-	r->skel->rodata->no_direct = env_set("GLIMPSE_BPF_NO_DIRECT");
+	r->no_dynptr = env_set("GLIMPSE_BPF_NO_DYNPTR");
+	r->no_direct = env_set("GLIMPSE_BPF_NO_DIRECT");
 	r->max_phys = phys_ram_end();
-	rc = bpf_map__set_max_entries(r->skel->maps.records, ring_bytes);
+	r->max_lanes = lanes && *lanes ? atoi(lanes) : cpus > 0 ? (int)cpus : 1;
+	r->chunk_size = chunk && atoi(chunk) > 0 ? (uint32_t)atoi(chunk) : CHUNK;
+	if (r->max_lanes < 1)
+		r->max_lanes = 1;
+	if (r->max_lanes > MAX_LANES)
+		r->max_lanes = MAX_LANES;
+	pthread_mutex_init(&r->lock, NULL);
+	bpf_log_begin();
+	r->loaded = 1;
+	r->loading = r->max_lanes > 1 && !pthread_create(&r->loader, NULL, load_lanes, r);
+	rc = lane_open(r, 0);
+	if (!r->loading)
+		bpf_log_end();
 	if (rc) {
-		rc = bpf_log_error(rc, "sizing the BPF ring buffer");
-		goto fail;
+		destroy(r);
+		return rc;
 	}
-	rc = snapshot_bpf__load(r->skel);
-	if (rc) {
-		rc = bpf_log_error(rc, "loading the BPF snapshot program");
-		goto fail;
-	}
-	r->ring = ring_buffer__new(bpf_map__fd(r->skel->maps.records), on_record, r, NULL);
-	if (!r->ring) {
-		rc = bpf_log_error(-errno, "mapping the BPF ring buffer");
-		goto fail;
-	}
-	bpf_log_end();
+	r->nlanes = 1;
 	*out = r;
 	return 0;
-fail:
-	bpf_log_end();
-	reader_bpf_close(r);
-	return rc;
 }
 
 void reader_bpf_close(struct reader_bpf *r)
@@ -307,14 +416,20 @@ void reader_bpf_close(struct reader_bpf *r)
 
 static void destroy(struct reader_bpf *r)
 {
-	ring_buffer__free(r->ring);
-	snapshot_bpf__destroy(r->skel);
+	join_loader(r);
+	for (int i = 0; i < r->nlanes; i++) {
+		ring_buffer__free(r->lane[i].ring);
+		snapshot_bpf__destroy(r->lane[i].skel);
+		buf_free(&r->lane[i].gs);
+	}
+	buf_free(&r->threads);
+	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
 
 /* The iterator over pid's threads only; over every task on kernels without
  * that filter (the program itself skips other processes). */
-static struct bpf_link *attach(struct reader_bpf *r, pid_t pid)
+static struct bpf_link *attach(struct lane *l, pid_t pid)
 {
 	union bpf_iter_link_info info = {0};
 	// cppcheck-suppress unknownMacro
@@ -322,10 +437,10 @@ static struct bpf_link *attach(struct reader_bpf *r, pid_t pid)
 	struct bpf_link *link;
 
 	info.task.pid = pid;
-	link = bpf_program__attach_iter(r->skel->progs.snapshot_walk, &opts);
+	link = bpf_program__attach_iter(l->skel->progs.snapshot_walk, &opts);
 	if (link)
 		return link;
-	return bpf_program__attach_iter(r->skel->progs.snapshot_walk, NULL);
+	return bpf_program__attach_iter(l->skel->progs.snapshot_walk, NULL);
 }
 
 static const char *direct_off_why(uint32_t why)
@@ -347,21 +462,29 @@ static const char *direct_off_why(uint32_t why)
 	return "off";
 }
 
-/* Where a snapshot's time went (GLIMPSE_READER_PROFILE=1), in ns. */
-struct bpf_profile {
-	uint64_t iter, drain;
-};
-
-/* One pass of the iterator, then drains what it wrote into memory of out. */
-static int run_once(struct reader_bpf *r, struct bpf_link *link, pid_t pid, struct bpf_profile *prof)
+/* Drains the lane's ring into raw_gs that point into it. */
+static int drain(struct lane *l)
 {
-	uint64_t t0 = reader_now_ns(CLOCK_MONOTONIC), t1;
-	size_t gs;
+	uint64_t t0 = reader_now_ns(CLOCK_MONOTONIC);
+	int rc = ring_buffer__consume(l->ring);
+
+	l->prof.drain += reader_now_ns(CLOCK_MONOTONIC) - t0;
+	l->ring_empty = true;
+	if (rc < 0)
+		return err_set(-rc, "draining the BPF ring buffer: %s", strerror(-rc));
+	return 0;
+}
+
+/* One pass of the iterator. */
+static int run_once(struct lane *l)
+{
+	uint64_t t0 = reader_now_ns(CLOCK_MONOTONIC);
+	pid_t pid = l->r->pid;
 	char sink[64];
 	ssize_t n;
 	int fd, rc;
 
-	fd = bpf_iter_create(bpf_link__fd(link));
+	fd = bpf_iter_create(bpf_link__fd(l->link));
 	if (fd < 0)
 		return err_set(errno, "creating the BPF task iterator for pid %d: %s", (int)pid, strerror(errno));
 	while ((n = read(fd, sink, sizeof(sink))) > 0)
@@ -370,134 +493,274 @@ static int run_once(struct reader_bpf *r, struct bpf_link *link, pid_t pid, stru
 	close(fd);
 	if (rc)
 		return err_set(-rc, "running the BPF task iterator for pid %d: %s", (int)pid, strerror(-rc));
-	t1 = reader_now_ns(CLOCK_MONOTONIC);
-	r->run_first = r->gs.len / sizeof(struct raw_g);
-	gs = r->skel->bss->ctl.len;
-	if (gs > r->gs.len / sizeof(struct raw_g))
-		buf_grow(&r->gs, gs * sizeof(struct raw_g) - r->gs.len);
-	rc = ring_buffer__consume(r->ring);
-	if (rc < 0)
-		return err_set(-rc, "draining the BPF ring buffer: %s", strerror(-rc));
-	prof->iter += t1 - t0;
-	prof->drain += reader_now_ns(CLOCK_MONOTONIC) - t1;
+	l->prof.iter += reader_now_ns(CLOCK_MONOTONIC) - t0;
+	l->ring_empty = false;
+	l->runs++;
+	/* Kernel code nothing preempts ran for the whole run: a thread of the
+	 * target that woke up meanwhile may be waiting for this CPU, which the
+	 * scheduler would give it only at its next tick (4 ms at 250 Hz). When
+	 * nothing waits, this costs ~1 us. */
+	sched_yield();
 	return 0;
 }
 
-/* Runs the walk until it has covered allgs, resuming where the ring filled up. */
-static int run_walk(struct reader_bpf *r, struct bpf_link *link, pid_t pid, struct bpf_profile *prof)
+/* Walks allgs entries [start, end) (end: or allglen), draining the ring and
+ * going on from where the walk stopped whenever it fills up. */
+static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads)
 {
-	struct snap_ctl *ctl = &r->skel->bss->ctl;
-	struct snap_params *p = &r->skel->bss->params;
+	struct snap_ctl *ctl = &l->skel->bss->ctl;
+	struct snap_params *p = &l->skel->bss->params;
+	pid_t pid = l->r->pid;
 	int rc;
 
-	memset(ctl, 0, sizeof(*ctl));
+	p->start = start;
+	p->end = end;
+	p->threads = threads;
 	for (unsigned int run = 0; run < MAX_RUNS; run++) {
-		__u32 start = ctl->next;
+		bool was_empty = l->ring_empty;
+		size_t first = l->gs.len / sizeof(struct raw_g);
 
-		p->start = start;
 		ctl->walked = ctl->done = ctl->full = ctl->threads_lost = 0;
-		rc = run_once(r, link, pid, prof);
+		rc = run_once(l);
+		p->setup = 0;
 		if (rc)
 			return rc;
-		r->out->runs++;
 		if (ctl->err)
 			return reader_allgs_error(ctl->err, pid, ctl->err_addr);
 		if (!ctl->walked)
 			return err_set(ESRCH, "no process with pid %d", (int)pid);
 		if (ctl->done && !ctl->threads_lost)
 			return 0;
-		if (ctl->full && ctl->next == start)
+		if (ctl->full && ctl->next == p->start && was_empty)
 			return err_set(ENOSPC, "a goroutine record does not fit in the BPF ring buffer");
-		/* The next run writes over this one's records. */
-		evacuate(r, (struct raw_g *)r->gs.p + r->run_first, r->gs.len / sizeof(struct raw_g) - r->run_first,
-			 alloc_snapshot, r->out);
+		/* The next run would write over what the ring holds: take it out. */
+		rc = drain(l);
+		if (rc)
+			return rc;
+		evacuate(l->r, (struct raw_g *)l->gs.p + first, l->gs.len / sizeof(struct raw_g) - first,
+			 alloc_snapshot, l->r);
+		p->start = ctl->next;
 	}
 	return err_set(EAGAIN, "pid %d: the BPF walk did not finish in %d runs", (int)pid, MAX_RUNS);
 }
 
-static void print_profile(const struct reader_bpf *r, const struct raw_snapshot *out, const struct bpf_profile *prof,
-			  uint64_t finish)
+/* A lane's part of a snapshot: chunks of allgs until there are none left. */
+static void *lane_walk(void *arg)
 {
-	const struct snap_prof *p = &r->skel->bss->prof;
+	struct lane *l = arg;
+	struct reader_bpf *r = l->r;
+	bool threads = l == &r->lane[0];
+	unsigned int c;
+
+	l->rc = 0;
+	while (!l->rc && (c = atomic_fetch_add(&r->next_chunk, 1)) < r->nchunks) {
+		uint32_t start = c * r->chunk, end = c + 1 == r->nchunks ? UINT32_MAX : start + r->chunk;
+
+		l->rc = walk_range(l, start, end, threads);
+		threads = false;
+	}
+	if (!l->rc)
+		l->rc = drain(l);
+	if (l->rc)
+		snprintf(l->msg, sizeof(l->msg), "%s", err_msg(l->rc));
+	return NULL;
+}
+
+/* Readies lane l for a snapshot with the reader's parameters, and room for
+ * about hint goroutines. */
+static int lane_start(struct lane *l, size_t hint)
+{
+	struct snap_params *p = &l->skel->bss->params;
+
+	*p = l->r->params;
+	p->ring_size = l->r->ring_bytes;
+	p->max_phys = l->r->max_phys;
+	p->setup = 1;
+	memset(&l->skel->bss->ctl, 0, sizeof(l->skel->bss->ctl));
+	memset(&l->skel->bss->prof, 0, sizeof(l->skel->bss->prof));
+	memset(&l->prof, 0, sizeof(l->prof));
+	l->runs = 0;
+	l->gs.len = 0;
+	buf_grow(&l->gs, hint * sizeof(struct raw_g));
+	l->ring_empty = true;
+	l->link = attach(l, l->r->pid);
+	if (!l->link)
+		return err_set(errno, "attaching the BPF task iterator: %s", strerror(errno));
+	return 0;
+}
+
+/* Keeps this thread on its CPU and helper on another one (saving this
+ * thread's CPU set in saved): left to the scheduler, the two lanes, yielding
+ * after every run, often end up sharing a CPU. */
+static bool pin_apart(pthread_t helper, cpu_set_t *saved)
+{
+	int cpu = sched_getcpu(), other = -1;
+	cpu_set_t one;
+
+	if (cpu < 0 || sched_getaffinity(0, sizeof(*saved), saved))
+		return false;
+	for (int c = 0; c < CPU_SETSIZE && other < 0; c++)
+		if (c != cpu && CPU_ISSET(c, saved))
+			other = c;
+	if (other < 0)
+		return false;
+	CPU_ZERO(&one);
+	CPU_SET(other, &one);
+	if (pthread_setaffinity_np(helper, sizeof(one), &one))
+		return false;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return !sched_setaffinity(0, sizeof(one), &one);
+}
+
+/* Appends the lanes' raw_gs to gs in allgs order (each lane's are). */
+static void merge(struct reader_bpf *r, int lanes, struct buf *gs)
+{
+	size_t pos[MAX_LANES] = {0};
+
+	for (;;) {
+		const struct raw_g *best = NULL;
+		int from = -1;
+
+		for (int i = 0; i < lanes; i++) {
+			const struct lane *l = &r->lane[i];
+			const struct raw_g *g = (const struct raw_g *)l->gs.p + pos[i];
+
+			if (pos[i] < l->gs.len / sizeof(*g) && (!best || g->idx < best->idx)) {
+				best = g;
+				from = i;
+			}
+		}
+		if (!best)
+			return;
+		buf_add(gs, best, sizeof(*best));
+		pos[from]++;
+	}
+}
+
+static void print_profile(const struct reader_bpf *r, int lanes, const struct raw_snapshot *out, uint64_t finish)
+{
 	static const char *const names[SNAP_PROF_SLOTS] = {"walk", "windows", "stacks", "rechecks", "emit"};
 	size_t n = out->n ? out->n : 1;
 
-	const struct snap_ctl *ctl = &r->skel->bss->ctl;
+	fprintf(stderr, "glimpse bpf reader: %zu goroutines in %.3f ms (%.3f us each), %d lane(s), %u run(s), %s copy\n",
+		out->n, out->duration_ns / 1e6, out->duration_ns / 1e3 / n, lanes, out->runs, out->copy);
+	for (int k = 0; k < lanes; k++) {
+		const struct lane *l = &r->lane[k];
+		const struct snap_prof *p = &l->skel->bss->prof;
+		const struct snap_ctl *ctl = &l->skel->bss->ctl;
 
-	fprintf(stderr, "glimpse bpf reader: %zu goroutines in %.3f ms (%.3f us each), %u run(s), %s copy\n", out->n,
-		out->duration_ns / 1e6, out->duration_ns / 1e3 / n, out->runs, ctl->dynptr ? "dynptr" : "buffered");
-	fprintf(stderr, "  direct map reads %s: %llu direct, %llu through bpf_copy_from_user_task\n",
-		direct_off_why(ctl->direct_off), (unsigned long long)ctl->direct_reads,
-		(unsigned long long)ctl->slow_reads);
-	fprintf(stderr, "  iterator %.3f ms, drain %.3f ms (%.3f us each), finish %.3f ms\n", prof->iter / 1e6,
-		prof->drain / 1e6, prof->drain / 1e3 / n, finish / 1e6);
-	for (int i = 0; i < SNAP_PROF_SLOTS; i++)
-		fprintf(stderr, "  bpf %-8s %8.3f ms %7llu calls %6.3f us/call\n", names[i], p->ns[i] / 1e6,
-			(unsigned long long)p->calls[i], p->calls[i] ? p->ns[i] / 1e3 / p->calls[i] : 0.0);
-	fprintf(stderr, "  stack bytes %llu (%llu per goroutine)\n", (unsigned long long)p->stack_bytes,
-		(unsigned long long)(p->stack_bytes / n));
+		fprintf(stderr, " lane %d: %zu goroutines, %u runs, iterator %.3f ms, drain %.3f ms\n", k,
+			l->gs.len / sizeof(struct raw_g), l->runs, l->prof.iter / 1e6, l->prof.drain / 1e6);
+		fprintf(stderr, "  direct map reads %s: %llu direct, %llu through bpf_copy_from_user_task\n",
+			direct_off_why(ctl->direct_off), (unsigned long long)ctl->direct_reads,
+			(unsigned long long)ctl->slow_reads);
+		for (int i = 0; i < SNAP_PROF_SLOTS; i++)
+			fprintf(stderr, "  bpf %-8s %8.3f ms %7llu calls %6.3f us/call\n", names[i], p->ns[i] / 1e6,
+				(unsigned long long)p->calls[i], p->calls[i] ? p->ns[i] / 1e3 / p->calls[i] : 0.0);
+		fprintf(stderr, "  stack bytes %llu\n", (unsigned long long)p->stack_bytes);
+	}
+	fprintf(stderr, " merge and finish %.3f ms\n", finish / 1e6);
 }
 
 int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets *off, uint64_t bias,
 			const struct read_limits *lim, struct raw_snapshot *out)
 {
-	struct snap_params *p = &r->skel->bss->params;
-	struct bpf_profile prof = {0};
-	struct bpf_link *link;
+	struct buf gs = {0};
+	pthread_t helper;
+	bool helper_started = false;
 	uint64_t t0, t1;
-	int rc;
+	size_t hint;
+	int rc, lanes = 1;
 
 	memset(out, 0, sizeof(*out));
-	rc = reader_params(pid, off, bias, lim, p);
+	rc = reader_params(pid, off, bias, lim, &r->params);
 	if (rc)
 		return rc;
-	p->ring_size = r->ring_bytes;
-	p->max_phys = r->max_phys;
-	memset(&r->skel->bss->prof, 0, sizeof(r->skel->bss->prof));
 	unpin(r);
+	r->pid = pid;
 	r->off = off;
 	r->out = out;
-	reader_reserve(pid, p, NULL, &r->gs);
+	r->threads.len = 0;
+	hint = reader_reserve(pid, &r->params, NULL, &gs);
 	t0 = reader_now_ns(CLOCK_MONOTONIC);
-	link = attach(r, pid);
-	if (!link) {
-		rc = err_set(errno, "attaching the BPF task iterator: %s", strerror(errno));
-		buf_free(&r->gs);
-		raw_snapshot_free(out);
-		return rc;
-	}
+	/* max_goroutines counts per lane: a limited walk is one lane, one chunk. */
+	if (r->params.max_goroutines == UINT32_MAX && hint >= LANES_FROM)
+		lanes = r->max_lanes;
+	if (lanes > 1)
+		join_loader(r);
+	if (lanes > r->nlanes)
+		lanes = r->nlanes;
+	r->chunk = r->params.max_goroutines == UINT32_MAX ? r->chunk_size : UINT32_MAX;
+	r->nchunks = hint && r->chunk != UINT32_MAX ? (hint + r->chunk - 1) / r->chunk : 1;
+	atomic_store(&r->next_chunk, 0);
+	for (int i = 0; i < lanes && !rc; i++)
+		rc = lane_start(&r->lane[i], hint / lanes + CHUNK);
 	out->setup_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
 	out->reader = "bpf";
 	out->started_ns = reader_now_ns(CLOCK_REALTIME);
 	t0 = reader_now_ns(CLOCK_MONOTONIC);
-	rc = run_walk(r, link, pid, &prof);
-	bpf_link__destroy(link);
+	if (!rc && lanes > 1)
+		helper_started = !pthread_create(&helper, NULL, lane_walk, &r->lane[1]);
+	if (!rc) {
+		cpu_set_t saved;
+		bool pinned = helper_started && pin_apart(helper, &saved);
+
+		lane_walk(&r->lane[0]);
+		if (helper_started)
+			pthread_join(helper, NULL);
+		else if (lanes > 1)
+			lane_walk(&r->lane[1]); /* no thread: the chunks it did not take */
+		if (pinned)
+			sched_setaffinity(0, sizeof(saved), &saved);
+	}
+	for (int i = 0; i < lanes; i++) {
+		struct lane *l = &r->lane[i];
+
+		if (!rc && l->rc)
+			rc = err_set(-l->rc, "%s", l->msg);
+		bpf_link__destroy(l->link);
+		l->link = NULL;
+	}
 	if (rc) {
-		buf_free(&r->gs);
-		buf_free(&r->threads);
+		buf_free(&gs);
 		raw_snapshot_free(out);
 		return rc;
 	}
 	t1 = reader_now_ns(CLOCK_MONOTONIC);
-	out->allglen = r->skel->bss->ctl.len;
-	out->direct_reads = r->skel->bss->ctl.direct_reads;
-	out->slow_reads = r->skel->bss->ctl.slow_reads;
-	out->copy = r->skel->bss->ctl.direct ? "direct map" : r->skel->bss->ctl.dynptr ? "dynptr" : "buffered";
-	out->truncated = r->skel->bss->ctl.truncated;
+	for (int i = 0; i < lanes; i++) {
+		struct lane *l = &r->lane[i];
+		const struct snap_ctl *ctl = &l->skel->bss->ctl;
+
+		if (ctl->len > out->allglen)
+			out->allglen = ctl->len;
+		out->direct_reads += ctl->direct_reads;
+		out->slow_reads += ctl->slow_reads;
+		out->truncated |= ctl->truncated;
+		out->runs += l->runs;
+		if (ctl->torn_lost)
+			for (size_t k = 0; k < l->gs.len / sizeof(struct raw_g); k++)
+				((struct raw_g *)l->gs.p)[k].torn = true;
+	}
+	{
+		const struct snap_ctl *ctl = &r->lane[0].skel->bss->ctl;
+
+		out->copy = ctl->direct ? "direct map" : ctl->dynptr ? "dynptr" : "buffered";
+	}
+	merge(r, lanes, &gs);
+	out->lanes = lanes;
 	out->nthreads = r->threads.len / sizeof(struct raw_thread);
-	out->threads = (struct raw_thread *)buf_detach(&r->threads);
-	if (r->skel->bss->ctl.torn_lost)
-		for (size_t i = 0; i < r->gs.len / sizeof(struct raw_g); i++)
-			((struct raw_g *)r->gs.p)[i].torn = true;
-	reader_finish(out, &r->gs);
+	out->threads = xmalloc(r->threads.len ? r->threads.len : 1);
+	memcpy(out->threads, r->threads.p, r->threads.len);
+	reader_finish(out, &gs);
 	out->duration_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
 	if (out->n && records_in_ring(r, out)) {
 		r->pin = xcalloc(1, sizeof(*r->pin));
 		*r->pin = (struct reader_pin){.r = r, .gs = out->gs, .n = out->n};
 		out->pin = r->pin;
 	}
-	if (r->skel->rodata->profile)
-		print_profile(r, out, &prof, reader_now_ns(CLOCK_MONOTONIC) - t1);
+	if (reader_profiling())
+		print_profile(r, lanes, out, reader_now_ns(CLOCK_MONOTONIC) - t1);
 	return 0;
 }
 

@@ -321,13 +321,14 @@ static int read_remote(pid_t pid, void *dst, size_t n, uint64_t addr)
 #define RESERVE_STACK 1024	   /* stack bytes per goroutine reader_reserve() expects */
 #define RESERVE_MAX   (256u << 20) /* bytes it reserves at most */
 
-void reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs)
+size_t reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, all;
 	size_t bytes;
 
 	if (read_remote(pid, &n, sizeof(n), p->allglen) || !n || n > MAX_ALLGS)
-		return;
+		return 0;
+	all = n;
 	if (n > p->max_goroutines)
 		n = p->max_goroutines;
 	bytes = n * (((p->g_size + 7) & ~7u) + RESERVE_STACK);
@@ -337,6 +338,7 @@ void reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot 
 		reader_alloc(out, 0, bytes);
 	buf_grow(gs, n * sizeof(struct raw_g));
 	prefault(gs->p + gs->len, gs->cap - gs->len);
+	return all;
 }
 
 /* The user sp and pc of thread tid while it sleeps in the kernel, from

@@ -628,13 +628,96 @@ static size_t main_goroutines(const struct target *t, const struct raw_snapshot 
 	return n;
 }
 
+/* A BPF reader opened with environment variable env set to 1 (if env). */
+static struct reader_bpf *open_with(const char *env, const char *env2)
+{
+	struct reader_bpf *r = NULL;
+	int rc;
+
+	if (env)
+		setenv(env, "1", 1);
+	if (env2)
+		setenv(env2, "1", 1);
+	rc = reader_bpf_open(&r);
+	if (env)
+		unsetenv(env);
+	if (env2)
+		unsetenv(env2);
+	if (rc)
+		fail_msg("BPF reader with %s %s: %s", env ? env : "", env2 ? env2 : "", err_msg(rc));
+	return r;
+}
+
+/* A BPF reader opened with GLIMPSE_BPF_LANES and GLIMPSE_BPF_CHUNK set so. */
+static struct reader_bpf *open_lanes(const char *lanes, const char *chunk, uint32_t ring_bytes)
+{
+	struct reader_bpf *r = NULL;
+	int rc;
+
+	setenv("GLIMPSE_BPF_LANES", lanes, 1);
+	setenv("GLIMPSE_BPF_CHUNK", chunk, 1);
+	rc = reader_bpf_open_ring(ring_bytes, &r);
+	unsetenv("GLIMPSE_BPF_LANES");
+	unsetenv("GLIMPSE_BPF_CHUNK");
+	if (rc)
+		fail_msg("BPF reader with %s lanes, chunks of %s: %s", lanes, chunk, err_msg(rc));
+	return r;
+}
+
+/* Two lanes taking chunks of allgs side by side see what one lane walking it
+ * in one run sees: every goroutine once, in allgs order, the same bytes. Also
+ * with chunks of 7 entries (windows and pointer batches cut anywhere), and
+ * with rings that fill up (both lanes copying records out at once). */
+static void test_reader_bpf_lanes_split_the_walk(void **state)
+{
+	const char *path = fixture("1.23", "");
+	const char *cfg[][2] = {{"1", "100000"}, {"2", "128"}, {"2", "7"}, {"2", "128"}};
+	const uint32_t ring[] = {0, 0, 0, 2u << 20};
+	struct raw_snapshot s[4] = {{0}};
+	struct reader_bpf *r[4];
+	struct target t;
+
+	if (!path || !bpf)
+		skip();
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		skip(); /* one CPU: one lane */
+	target_start(&t, path, 4000);
+	wait_parked(&t, 4000);
+	for (int k = 0; k < 4; k++) {
+		r[k] = open_lanes(cfg[k][0], cfg[k][1], ring[k]);
+		if (reader_bpf_snapshot(r[k], t.pid, &t.bin->offsets, t.bias, NULL, &s[k]))
+			fail_msg("%s lanes, chunks of %s: %s", cfg[k][0], cfg[k][1], err_msg(-1));
+		assert_int_equal(s[k].lanes, atoi(cfg[k][0]));
+		assert_true(main_goroutines(&t, &s[k]) >= 4000);
+		for (size_t i = 1; i < s[k].n; i++)
+			if (s[k].gs[i].idx <= s[k].gs[i - 1].idx)
+				fail_msg("%s lanes, chunks of %s: allgs entry %u after %u", cfg[k][0], cfg[k][1],
+					 s[k].gs[i].idx, s[k].gs[i - 1].idx);
+		printf("%s lane(s), chunks of %-6s ring %2u MiB: %zu goroutines, %u runs, %.2f ms\n", cfg[k][0],
+		       cfg[k][1], ring[k] ? ring[k] >> 20 : 32, s[k].n, s[k].runs, s[k].duration_ns / 1e6);
+	}
+	assert_int_equal(s[0].runs, 1);
+	assert_true(s[2].runs >= s[2].allglen / 7);
+	assert_true(s[3].runs > s[1].runs); /* the rings filled up */
+	for (int k = 1; k < 4; k++) {
+		assert_int_equal(main_goroutines(&t, &s[0]), main_goroutines(&t, &s[k]));
+		check_agree(&t, &s[0], &s[k]);
+		check_agree(&t, &s[k], &s[0]);
+	}
+	for (int k = 0; k < 4; k++) {
+		raw_snapshot_free(&s[k]);
+		reader_bpf_close(r[k]);
+	}
+	target_stop(&t);
+}
+
 /* With a ring buffer too small for one pass the walk resumes where it stopped
  * and still returns every goroutine, once. */
 static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
 {
 	const char *path = fixture("1.24", ".pie");
 	struct raw_snapshot big = {0}, small = {0};
-	struct reader_bpf *r = NULL;
+	struct reader_bpf *r = NULL, *one = NULL;
 	struct target t;
 	int rc;
 
@@ -642,13 +725,23 @@ static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
 		skip();
 	target_start(&t, path, 4000);
 	wait_parked(&t, 4000);
+	/* One lane walking allgs in one run, but for the ring filling up. */
+	setenv("GLIMPSE_BPF_LANES", "1", 1);
+	setenv("GLIMPSE_BPF_CHUNK", "100000", 1);
 	rc = reader_bpf_open_ring(2u << 20, &r);
 	if (rc)
 		fail_msg("reader_bpf_open_ring: %s", err_msg(rc));
+	rc = reader_bpf_open(&one);
+	unsetenv("GLIMPSE_BPF_LANES");
+	unsetenv("GLIMPSE_BPF_CHUNK");
+	if (rc)
+		fail_msg("reader_bpf_open: %s", err_msg(rc));
 	rc = reader_bpf_snapshot(r, t.pid, &t.bin->offsets, t.bias, NULL, &small);
 	if (rc)
 		fail_msg("small ring: %s", err_msg(rc));
-	must_take(&t, true, NULL, &big);
+	rc = reader_bpf_snapshot(one, t.pid, &t.bin->offsets, t.bias, NULL, &big);
+	if (rc)
+		fail_msg("big ring: %s", err_msg(rc));
 	assert_true(small.runs > 1);
 	assert_int_equal(big.runs, 1);
 	/* Runtime goroutines may come and go between the two; the program's may not. */
@@ -662,6 +755,7 @@ static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
 	raw_snapshot_free(&small);
 	raw_snapshot_free(&big);
 	reader_bpf_close(r);
+	reader_bpf_close(one);
 	target_stop(&t);
 }
 
@@ -781,25 +875,6 @@ static void test_reader_takes_a_preempted_goroutine_from_its_thread(void **state
 	target_stop(&t);
 }
 
-/* A BPF reader opened with environment variable env set to 1 (if env). */
-static struct reader_bpf *open_with(const char *env, const char *env2)
-{
-	struct reader_bpf *r = NULL;
-	int rc;
-
-	if (env)
-		setenv(env, "1", 1);
-	if (env2)
-		setenv(env2, "1", 1);
-	rc = reader_bpf_open(&r);
-	if (env)
-		unsetenv(env);
-	if (env2)
-		unsetenv(env2);
-	if (rc)
-		fail_msg("BPF reader with %s %s: %s", env ? env : "", env2 ? env2 : "", err_msg(rc));
-	return r;
-}
 
 /* The BPF reader copies through the kernel's direct map where it can (x86-64,
  * root), else with bpf_copy_from_user_task() straight into the ring (6.16+),
@@ -1115,6 +1190,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_reader_falls_back_without_bpf_permission, kill_children),
 	    cmocka_unit_test_teardown(test_reader_takes_a_preempted_goroutine_from_its_thread, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_copy_paths_agree, kill_children),
+	    cmocka_unit_test_teardown(test_reader_bpf_lanes_split_the_walk, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_snapshot_outlives_its_ring, kill_children),
 	    cmocka_unit_test_teardown(test_reader_marks_goroutines_that_move_as_torn, kill_children),
 	    cmocka_unit_test(test_reader_recheck_covers_what_changes_when_a_goroutine_runs),
