@@ -95,7 +95,7 @@ lint: $(SKELS)
 	bash scripts/lint.sh
 
 format:
-	clang-format -i userspace/*.c userspace/*.h bpf/*.bpf.c bpf/glimpse.h tests/unit/*.c
+	clang-format -i userspace/*.c userspace/*.h bpf/*.bpf.c $(filter-out bpf/vmlinux.h,$(wildcard bpf/*.h)) tests/unit/*.c
 
 install: all
 	install -D -m 0755 $(B)/glimpse $(DESTDIR)$(PREFIX)/bin/glimpse

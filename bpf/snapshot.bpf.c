@@ -3,20 +3,27 @@
  * stopping it: a sleepable task iterator that, for the first thread of the
  * target it visits, walks runtime.allgs with bpf_copy_from_user_task() and
  * writes one record per live goroutine (its runtime.g and the used part of its
- * stack) to a ring buffer, and for every thread of the target writes its user
- * registers.
+ * stack) to a ring buffer, and (when params.threads) for every thread of the
+ * target writes its user registers.
  *
- * Cost is what matters here (every remote copy costs ~0.3-0.8 us, whatever its
- * size up to a page), so the walk copies as little and as rarely as it can:
- * runtime.g structs sit next to each other in heap spans and allgs lists them
- * mostly in address order, so one copy of a window serves many gs; each stack
- * is copied once, from sp to stack.hi, straight into its ring record where the
- * kernel allows (bpf_copy_from_user_task_dynptr, 6.16+); and the gs of a window
- * (32 at most, ~25 us of copying) are re-checked together by one more copy of
- * the window after their stacks were copied. A g that changed by then (see
- * g_moved()) is reported in a SNAP_REC_TORN record after its SNAP_REC_G record.
- * On this machine kind a 10k-goroutine walk takes ~10 ms, 0.75 us of each
- * goroutine's ~1 us being its stack copy.
+ * Cost is what matters here, so the walk copies as little and as rarely as it
+ * can: runtime.g structs sit next to each other in heap spans and allgs lists
+ * them mostly in address order, so one copy of a window serves many gs; each
+ * stack is copied once, from sp to stack.hi; and the gs of a window (32 at
+ * most) are re-checked together by one more copy of the window after their
+ * stacks were copied. A g that changed by then (see g_moved()) is reported in
+ * a SNAP_REC_TORN record after its SNAP_REC_G record. Copies go through the
+ * kernel's direct map where they can (see "Direct reads" below, ~20x cheaper
+ * than bpf_copy_from_user_task()); where they cannot, stacks are copied
+ * straight into their ring record (bpf_copy_from_user_task_dynptr, 6.16+).
+ *
+ * One run walks the allgs entries [params.start, params.end): userspace splits
+ * the walk into chunks, runs them one after another (yielding the CPU between
+ * runs, so a run never holds it for long on a kernel without preemption; a
+ * run also ends early when a thread wakes up on its CPU, see "Giving way") and,
+ * for large processes, on two CPUs side by side, each with its own loaded
+ * object and ring. On this machine kind a 10k-goroutine walk takes ~5 ms on
+ * two CPUs, most of it touching each goroutine's stack page for the first time.
  *
  * It copies bytes only. The one thing it interprets is what it needs to find
  * a stack: atomicstatus, stack.lo/hi, sched/syscall sp, and for a running
@@ -161,7 +168,7 @@ static __u64 pte_copy[512];
 
 /* The last two table entries a translation went through, to read again. */
 struct pt_path {
-	__u64 up_ptr, up_val;	/* pmd entry (pud entry for a 1 GiB page) */
+	__u64 up_ptr, up_val;	  /* pmd entry (pud entry for a 1 GiB page) */
 	__u64 leaf_ptr, leaf_val; /* pte, 0 for a huge page */
 };
 
@@ -365,17 +372,41 @@ __noinline int dm_setup(struct task_struct *task __arg_trusted)
 	return SNAP_DIRECT_UNPROVEN;
 }
 
-/* Copies n bytes of the target at addr to dst, which is offset off of buffer
- * which: through the direct map when it can, else bpf_copy_from_user_task(). */
-static __always_inline long read_target(enum dm_buf which, void *dst, __u32 off, __u32 n, __u64 addr,
-					struct task_struct *task)
+/* Copies n bytes of the target at addr to offset off of buffer which: through
+ * the direct map when it can, else bpf_copy_from_user_task(). A global
+ * function, verified once: inlined at each of its callers, its two ways to
+ * succeed split the walk's states (load time 0.45 s instead of 0.05 s). */
+__noinline int read_target(__u32 which, __u32 off, __u32 n, __u64 addr, struct task_struct *task __arg_trusted)
 {
+	__u64 len, at;
+
 	if (dm_base && !dm_read(which, off, n, addr)) {
 		ctl.direct_reads++;
 		return 0;
 	}
 	ctl.slow_reads++;
-	return copy_user(dst, n, addr, task);
+	len = n;
+	at = off;
+	barrier_var(len);
+	barrier_var(at);
+	switch (which) {
+	case DM_WIN:
+		if (off || len > SNAP_WIN)
+			return -7; /* E2BIG */
+		return copy_user(win, len, addr, task);
+	case DM_RWIN:
+		if (off || len > SNAP_WIN)
+			return -7;
+		return copy_user(rwin, len, addr, task);
+	case DM_PTRS:
+		if (off || len > SNAP_PTR_BATCH * 8)
+			return -7;
+		return copy_user(ptrs, len, addr, task);
+	default:
+		if (at > 2 * SNAP_G_MAX || len > SNAP_STACK_MAX)
+			return -7;
+		return copy_user(rbuf.data + at, len, addr, task);
+	}
 }
 
 /* Fields of a g at offset o of a window (win or rwin); 0 for a missing field. */
@@ -578,7 +609,7 @@ static __always_inline int emit_copy(struct task_struct *task, struct snap_g *h,
 	bpf_probe_read_kernel(rbuf.data, gsz, win + (o & (SNAP_WIN - 1)));
 	if (len) {
 		t0 = prof_start();
-		if (read_target(DM_REC, rbuf.data + gsz, gsz, len, h->sp, task)) {
+		if (read_target(DM_REC, gsz, len, h->sp, task)) {
 			h->flags |= SNAP_F_READ_FAILED;
 			h->stack_addr = 0;
 			len = 0;
@@ -608,7 +639,7 @@ static __always_inline long read_window(struct task_struct *task, __u64 addr, __
 	len = forget(len);
 	if (len > SNAP_WIN)
 		len = SNAP_WIN;
-	rc = read_target(DM_WIN, win, 0, len, addr, task);
+	rc = read_target(DM_WIN, 0, len, addr, task);
 	prof_end(SNAP_PROF_WINDOW, t0);
 	win_base = addr;
 	win_len = rc ? 0 : len;
@@ -683,7 +714,7 @@ static __always_inline void recheck_window(struct task_struct *task)
 	if (len > SNAP_WIN)
 		len = SNAP_WIN;
 	t0 = prof_start();
-	if (read_target(DM_RWIN, rwin, 0, len, win_base, task))
+	if (read_target(DM_RWIN, 0, len, win_base, task))
 		len = 0; /* every one of them counts as torn */
 	prof_end(SNAP_PROF_RECHECK, t0);
 	compare_window(n, len);
@@ -761,14 +792,107 @@ static __always_inline int read_allgs(struct task_struct *task, __u64 *slice)
 	return n;
 }
 
+/* Giving way. The walk runs in the kernel, where on a kernel without
+ * preemption (CONFIG_PREEMPT_NONE, or preempt=none) nothing takes the CPU
+ * from it: a thread of the target that wakes up on this CPU waits for the
+ * run to end. So a run ends early, after at least GIVE_WAY_AFTER goroutines,
+ * as soon as a task became runnable on its CPU since the run started;
+ * userspace yields the CPU and runs the walk again from where it stopped.
+ * Tasks that were runnable already (a busy thread of the target) are not
+ * waited for: with them a run lasts its chunk, not GIVE_WAY_AFTER goroutines. */
+#define GIVE_WAY_AFTER 8
+static __u32 run_queued; /* tasks runnable on this CPU when the run started */
+
+/* Tasks runnable on this CPU (the current one included), or 0 when unknown. */
+static __always_inline __u32 cpu_queued(void)
+{
+	struct task_struct *me;
+	struct cfs_rq *cfs;
+	struct rq *rq;
+
+	/* The run queue of this CPU, through the current task's CFS queue (the
+	 * per-CPU `runqueues` is not a symbol BPF can reach without
+	 * CONFIG_KALLSYMS_ALL). Kernels without CONFIG_FAIR_GROUP_SCHED lack
+	 * the link: there a run always lasts its chunk. A sleepable program
+	 * does not migrate, so this stays the run's CPU. */
+	if (!params.give_way || !bpf_core_field_exists(struct sched_entity, cfs_rq) ||
+	    !bpf_core_field_exists(struct cfs_rq, rq))
+		return 0;
+	me = bpf_get_current_task_btf();
+	cfs = me->se.cfs_rq;
+	if (!cfs)
+		return 0;
+	rq = cfs->rq;
+	return rq ? rq->nr_running : 0;
+}
+
+/* The walk's bounds, for walk_one(). */
+static __u64 walk_allgs;
+static __u32 walk_start, walk_end, walk_gsz;
+
+/* Copies allgs entry i. Returns 0 to go on, 1 to stop (ctl says why). A
+ * global function, so the verifier checks it once, not once per way the
+ * loop around it can be entered (load time 0.3 s otherwise). */
+__noinline int walk_one(__u32 i, struct task_struct *task __arg_trusted)
+{
+	__u32 k = (i - walk_start) & (SNAP_PTR_BATCH - 1), gsz = walk_gsz;
+	__u64 gaddr;
+	bool in_win;
+	long rc;
+
+	if (gsz > SNAP_G_MAX)
+		return 1;
+	if (i - walk_start >= GIVE_WAY_AFTER && run_queued && cpu_queued() > run_queued) {
+		ctl.gave_way = 1;
+		ctl.next = i;
+		return 1;
+	}
+	if (ctl.emitted >= params.max_goroutines) {
+		ctl.truncated = 1;
+		ctl.done = 1;
+		ctl.next = i;
+		return 1;
+	}
+	if (k == 0) {
+		__u64 cnt = walk_end - i;
+
+		barrier_var(cnt);
+		if (cnt > SNAP_PTR_BATCH)
+			cnt = SNAP_PTR_BATCH;
+		rc = read_target(DM_PTRS, 0, cnt * 8, walk_allgs + (__u64)i * 8, task);
+		if (rc) {
+			ctl.err = rc;
+			ctl.err_addr = walk_allgs + (__u64)i * 8;
+			return 1;
+		}
+	}
+	gaddr = ptrs[k];
+	if (!gaddr)
+		return 0;
+	in_win = win_len && gaddr >= win_base && gaddr + gsz <= win_base + win_len;
+	if (!in_win || npend >= SNAP_WIN_GS)
+		recheck_window(task);
+	if (!in_win) {
+		__u64 next = k + 1 < SNAP_PTR_BATCH && i + 1 < walk_end ? ptrs[(k + 1) & (SNAP_PTR_BATCH - 1)] : 0;
+
+		/* Unreadable: cannot happen for a real g (allgs entries are never freed). */
+		if (open_window(task, gaddr, gsz, next))
+			return 0;
+	}
+	/* forget(): see copy_g(). */
+	if (copy_g(task, i, forget(gaddr), gsz) < 0) {
+		ctl.full = 1;
+		ctl.next = i;
+		return 1;
+	}
+	return 0;
+}
+
 /* Walks allgs from params.start; records where it stopped in ctl. */
 static __always_inline void walk(struct task_struct *task)
 {
-	__u32 gsz = params.g_size;
-	int i, start = params.start, end;
+	int i, end;
 	__u64 slice[3];
-	bool in_win;
-	long rc;
 
 	end = read_allgs(task, slice);
 	if (end < 0)
@@ -783,51 +907,15 @@ static __always_inline void walk(struct task_struct *task)
 		end = params.end;
 	win_len = 0;
 	npend = 0;
-	if (gsz > SNAP_G_MAX)
-		gsz = SNAP_G_MAX;
-	bpf_for(i, start, end)
+	walk_allgs = slice[0];
+	walk_start = params.start;
+	walk_end = end;
+	walk_gsz = params.g_size > SNAP_G_MAX ? SNAP_G_MAX : params.g_size;
+	run_queued = cpu_queued();
+	bpf_for(i, params.start, end)
 	{
-		__u32 k = (i - start) & (SNAP_PTR_BATCH - 1);
-		__u64 gaddr;
-
-		if (ctl.emitted >= params.max_goroutines) {
-			ctl.truncated = 1;
-			ctl.done = 1;
-			ctl.next = i;
+		if (walk_one(i, task))
 			goto out;
-		}
-		if (k == 0) {
-			__u64 cnt = end - i;
-
-			barrier_var(cnt);
-			if (cnt > SNAP_PTR_BATCH)
-				cnt = SNAP_PTR_BATCH;
-			rc = read_target(DM_PTRS, ptrs, 0, cnt * 8, slice[0] + (__u64)i * 8, task);
-			if (rc) {
-				ctl.err = rc;
-				ctl.err_addr = slice[0] + (__u64)i * 8;
-				goto out;
-			}
-		}
-		gaddr = ptrs[k];
-		if (!gaddr)
-			continue;
-		in_win = win_len && gaddr >= win_base && gaddr + gsz <= win_base + win_len;
-		if (!in_win || npend >= SNAP_WIN_GS)
-			recheck_window(task);
-		if (!in_win) {
-			__u64 next = k + 1 < SNAP_PTR_BATCH && i + 1 < end ? ptrs[(k + 1) & (SNAP_PTR_BATCH - 1)] : 0;
-
-			/* Unreadable: cannot happen for a real g (allgs entries are never freed). */
-			if (open_window(task, gaddr, gsz, next))
-				continue;
-		}
-		/* forget(): see copy_g(). */
-		if (copy_g(task, i, forget(gaddr), gsz) < 0) {
-			ctl.full = 1;
-			ctl.next = i;
-			goto out;
-		}
 	}
 	ctl.next = end;
 	ctl.done = 1;

@@ -70,7 +70,7 @@ struct snap_params {
 	__u32 ring_size; /* bytes of the ring buffer (set by reader_bpf.c) */
 	__u32 threads;	 /* write a record for each thread of the target */
 	__u32 setup;	 /* find the direct map again (a new snapshot); else as the last run */
-	__u32 pad;
+	__u32 give_way;	 /* end a run early when a task wakes up on its CPU */
 	__u64 max_phys; /* end of the highest physical RAM range, 0: direct reads off */
 };
 
@@ -93,6 +93,8 @@ struct snap_ctl {
 	__u32 direct_off;   /* why it did not: enum snap_direct_off */
 	__u64 direct_reads; /* copies made through the direct map, all runs */
 	__u64 slow_reads;   /* copies made by bpf_copy_from_user_task, all runs */
+	__u32 gave_way;	    /* the last run stopped early: a task woke up on its CPU */
+	__u32 pad;
 };
 
 /* Why the walk did not read through the direct map (snap_ctl.direct_off). */

@@ -87,6 +87,7 @@ struct raw_snapshot {
 	size_t allglen;		  /* entries of allgs seen (dead ones included) */
 	bool truncated;		  /* stopped at max_goroutines */
 	unsigned int runs;	  /* iterator runs, all lanes (see reader_bpf.c) */
+	unsigned int gave_way;	  /* runs that stopped early for a task waking up on their CPU */
 	unsigned int lanes;	  /* bpf: copies of the walk that ran side by side */
 	char fallback[256];	  /* why BPF was not used ("" when it was, or not allowed) */
 	struct raw_block *blocks; /* internal: the memory hdr and stack point into */
@@ -111,13 +112,15 @@ int reader_vm_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, c
 		       struct raw_snapshot *out);
 
 /* The BPF reader, loaded once and used for many snapshots (loading costs
- * 0.06-1 s; a snapshot of 10k goroutines ~5 ms on two CPUs).
+ * ~0.07 s, the verifier's; a snapshot of 10k goroutines ~5 ms on two CPUs).
  * Takes one snapshot at a time; opening swaps libbpf's print callback for a
  * moment (not thread-safe). Environment read at open: GLIMPSE_READER_PROFILE=1
  * prints where each snapshot's time went (both readers), GLIMPSE_BPF_NO_DIRECT=1
  * copies every byte with bpf_copy_from_user_task() (not through the direct map),
  * GLIMPSE_BPF_LANES=N walks with at most N lanes (default: the CPUs, at most 2),
  * GLIMPSE_BPF_CHUNK=N walks N allgs entries per iterator run (default 128),
+ * GLIMPSE_BPF_NO_GIVE_WAY=1 runs each chunk to its end even when a task wakes
+ * up on its CPU,
  * GLIMPSE_BPF_NO_DYNPTR=1 then takes the path of kernels before 6.16,
  * GLIMPSE_BPF_DEBUG=1 shows libbpf's log.
  * reader_bpf_open returns 0 and sets *out, or a negative code with a message
@@ -125,7 +128,8 @@ int reader_vm_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, c
 struct reader_bpf;
 int reader_bpf_open(struct reader_bpf **out);
 /* The same with a ring buffer of ring_bytes (a power of two, at least 2 MiB;
- * 0: the default 32 MiB). A smaller ring only means more iterator runs. */
+ * 0: the default 8 MiB per lane). A smaller ring only means more iterator
+ * runs, and records copied out of the ring when it fills. */
 int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out);
 /* Same contract as reader_snapshot, with this reader only (no fallback).
  * The records of the walk's last run stay where the walk wrote them, in the

@@ -649,16 +649,19 @@ static struct reader_bpf *open_with(const char *env, const char *env2)
 }
 
 /* A BPF reader opened with GLIMPSE_BPF_LANES and GLIMPSE_BPF_CHUNK set so. */
-static struct reader_bpf *open_lanes(const char *lanes, const char *chunk, uint32_t ring_bytes)
+static struct reader_bpf *open_lanes(const char *lanes, const char *chunk, uint32_t ring_bytes, bool give_way)
 {
 	struct reader_bpf *r = NULL;
 	int rc;
 
+	/* Without giving way runs end where the chunks do, not where a task woke up. */
 	setenv("GLIMPSE_BPF_LANES", lanes, 1);
 	setenv("GLIMPSE_BPF_CHUNK", chunk, 1);
+	setenv("GLIMPSE_BPF_NO_GIVE_WAY", give_way ? "0" : "1", 1);
 	rc = reader_bpf_open_ring(ring_bytes, &r);
 	unsetenv("GLIMPSE_BPF_LANES");
 	unsetenv("GLIMPSE_BPF_CHUNK");
+	unsetenv("GLIMPSE_BPF_NO_GIVE_WAY");
 	if (rc)
 		fail_msg("BPF reader with %s lanes, chunks of %s: %s", lanes, chunk, err_msg(rc));
 	return r;
@@ -684,7 +687,7 @@ static void test_reader_bpf_lanes_split_the_walk(void **state)
 	target_start(&t, path, 4000);
 	wait_parked(&t, 4000);
 	for (int k = 0; k < 4; k++) {
-		r[k] = open_lanes(cfg[k][0], cfg[k][1], ring[k]);
+		r[k] = open_lanes(cfg[k][0], cfg[k][1], ring[k], false);
 		if (reader_bpf_snapshot(r[k], t.pid, &t.bin->offsets, t.bias, NULL, &s[k]))
 			fail_msg("%s lanes, chunks of %s: %s", cfg[k][0], cfg[k][1], err_msg(-1));
 		assert_int_equal(s[k].lanes, atoi(cfg[k][0]));
@@ -711,6 +714,54 @@ static void test_reader_bpf_lanes_split_the_walk(void **state)
 	target_stop(&t);
 }
 
+/* A run stops early when a thread wakes up on its CPU (the target's 200 us
+ * ticker, pinned to the walk's CPU), and the walk goes on where it stopped:
+ * every goroutine once, in allgs order, as many as a walk that never stops. */
+static void test_reader_bpf_gives_way_to_a_waking_thread(void **state)
+{
+	const char *path = fixture("1.23", "");
+	struct reader_bpf *yielding, *steady;
+	unsigned int gave_way = 0, tries;
+	cpu_set_t all, one;
+	struct target t;
+
+	if (!path || !bpf)
+		skip();
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	target_start_with(&t, path, 4000, "-ticker", "200us"); /* inherits the one CPU */
+	wait_parked(&t, 4000);
+	yielding = open_lanes("1", "100000", 0, true);
+	steady = open_lanes("1", "100000", 0, false);
+	for (tries = 0; tries < 20 && !gave_way; tries++) {
+		struct raw_snapshot a = {0}, b = {0};
+
+		if (reader_bpf_snapshot(yielding, t.pid, &t.bin->offsets, t.bias, NULL, &a) ||
+		    reader_bpf_snapshot(steady, t.pid, &t.bin->offsets, t.bias, NULL, &b))
+			fail_msg("snapshot: %s", err_msg(-1));
+		assert_int_equal(b.runs, 1);
+		assert_int_equal(b.gave_way, 0);
+		assert_int_equal(a.runs, 1 + a.gave_way);
+		assert_int_equal(main_goroutines(&t, &a), main_goroutines(&t, &b));
+		for (size_t i = 1; i < a.n; i++)
+			if (a.gs[i].idx <= a.gs[i - 1].idx)
+				fail_msg("after giving way %u times: allgs entry %u after %u", a.gave_way, a.gs[i].idx,
+					 a.gs[i - 1].idx);
+		gave_way += a.gave_way;
+		printf("giving way: %u runs, %zu goroutines in %.2f ms; never: %zu goroutines in %.2f ms\n", a.runs,
+		       a.n, a.duration_ns / 1e6, b.n, b.duration_ns / 1e6);
+		raw_snapshot_free(&a);
+		raw_snapshot_free(&b);
+	}
+	assert_true(gave_way > 0);
+	reader_bpf_close(yielding);
+	reader_bpf_close(steady);
+	target_stop(&t);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+}
+
 /* With a ring buffer too small for one pass the walk resumes where it stopped
  * and still returns every goroutine, once. */
 static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
@@ -728,12 +779,14 @@ static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
 	/* One lane walking allgs in one run, but for the ring filling up. */
 	setenv("GLIMPSE_BPF_LANES", "1", 1);
 	setenv("GLIMPSE_BPF_CHUNK", "100000", 1);
+	setenv("GLIMPSE_BPF_NO_GIVE_WAY", "1", 1);
 	rc = reader_bpf_open_ring(2u << 20, &r);
 	if (rc)
 		fail_msg("reader_bpf_open_ring: %s", err_msg(rc));
 	rc = reader_bpf_open(&one);
 	unsetenv("GLIMPSE_BPF_LANES");
 	unsetenv("GLIMPSE_BPF_CHUNK");
+	unsetenv("GLIMPSE_BPF_NO_GIVE_WAY");
 	if (rc)
 		fail_msg("reader_bpf_open: %s", err_msg(rc));
 	rc = reader_bpf_snapshot(r, t.pid, &t.bin->offsets, t.bias, NULL, &small);
@@ -874,7 +927,6 @@ static void test_reader_takes_a_preempted_goroutine_from_its_thread(void **state
 	check_alive(&t);
 	target_stop(&t);
 }
-
 
 /* The BPF reader copies through the kernel's direct map where it can (x86-64,
  * root), else with bpf_copy_from_user_task() straight into the ring (6.16+),
@@ -1191,6 +1243,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_reader_takes_a_preempted_goroutine_from_its_thread, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_copy_paths_agree, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_lanes_split_the_walk, kill_children),
+	    cmocka_unit_test_teardown(test_reader_bpf_gives_way_to_a_waking_thread, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_snapshot_outlives_its_ring, kill_children),
 	    cmocka_unit_test_teardown(test_reader_marks_goroutines_that_move_as_torn, kill_children),
 	    cmocka_unit_test(test_reader_recheck_covers_what_changes_when_a_goroutine_runs),
