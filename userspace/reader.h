@@ -75,6 +75,7 @@ struct raw_snapshot {
 	const char *reader; /* "bpf" or "process_vm_readv" (static strings) */
 	const char *copy;   /* how bpf copied: "direct map", "dynptr" or "buffered" (see
 			     * reader_bpf.c); NULL for process_vm_readv */
+	const char *direct_off; /* bpf: "on", or why not the direct map: "off (...)" */
 	uint64_t direct_reads, slow_reads; /* bpf: copies through the direct map, and not */
 	size_t n;
 	struct raw_g *gs;

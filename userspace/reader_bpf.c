@@ -280,23 +280,40 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* The end of the highest range of physical RAM (/proc/iomem, which shows real
- * addresses to root only), or 0 when unknown: the walk then reads every page
- * with bpf_copy_from_user_task(). */
+/* The end of the highest range of physical RAM, or 0 when unknown: the walk
+ * then reads every page with bpf_copy_from_user_task(). /proc/iomem shows real
+ * addresses only with CAP_SYS_ADMIN (a BPF-capable process may lack it, and
+ * see zeros); /proc/zoneinfo's zone spans (start_pfn + spanned), readable by
+ * anyone, bound the same range from above. */
 static uint64_t phys_ram_end(void)
 {
 	FILE *f = fopen("/proc/iomem", "r");
 	char line[256];
-	uint64_t top = 0;
+	uint64_t top = 0, spanned = 0;
+	long page = sysconf(_SC_PAGESIZE);
 
-	if (!f)
-		return 0;
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long long lo, hi;
+
+			if (strstr(line, ": System RAM") && sscanf(line, " %llx-%llx", &lo, &hi) == 2 &&
+			    hi > lo && hi + 1 > top)
+				top = hi + 1;
+		}
+		fclose(f);
+	}
+	if (top || page <= 0 || !(f = fopen("/proc/zoneinfo", "r")))
+		return top;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long long lo, hi;
+		unsigned long long v;
 
-		if (strstr(line, ": System RAM") && sscanf(line, " %llx-%llx", &lo, &hi) == 2 && hi > lo &&
-		    hi + 1 > top)
-			top = hi + 1;
+		/* Each zone: "Node N, zone Z", then "spanned S" before "start_pfn: P". */
+		if (!strncmp(line, "Node ", 5))
+			spanned = 0;
+		else if (sscanf(line, " spanned %llu", &v) == 1)
+			spanned = v;
+		else if (sscanf(line, " start_pfn: %llu", &v) == 1 && spanned && (v + spanned) * (uint64_t)page > top)
+			top = (v + spanned) * (uint64_t)page;
 	}
 	fclose(f);
 	return top;
@@ -457,7 +474,7 @@ static const char *direct_off_why(uint32_t why)
 	case SNAP_DIRECT_ON:
 		return "on";
 	case SNAP_DIRECT_DISABLED:
-		return "off (GLIMPSE_BPF_NO_DIRECT, or physical RAM size unknown)";
+		return "off (GLIMPSE_BPF_NO_DIRECT, or the end of physical RAM unknown)";
 	case SNAP_DIRECT_NO_RCU:
 		return "off (kernel lacks bpf_rcu_read_lock)";
 	case SNAP_DIRECT_NO_MM:
@@ -771,6 +788,7 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 		const struct snap_ctl *ctl = &r->lane[0].skel->bss->ctl;
 
 		out->copy = ctl->direct ? "direct map" : ctl->dynptr ? "dynptr" : "buffered";
+		out->direct_off = direct_off_why(ctl->direct_off);
 	}
 	merge(r, lanes, &gs);
 	out->lanes = lanes;
