@@ -9,9 +9,10 @@
  * kernel code nothing preempts (on kernels built without preemption), so
  * short runs let the target's threads have a CPU between them whatever the
  * lanes do; and a walk mostly waits on cache misses, so two lanes take half
- * the time. Small targets get one lane. A run also stops early, giving way,
- * as soon as a task wakes up on its CPU (see "Giving way" in snapshot.bpf.c);
- * the lane then yields and goes on where it stopped.
+ * the time. Small targets get one lane, and so do large ones when the lanes
+ * would take every CPU for long (see ALL_CPUS_UP_TO). A run also stops early,
+ * giving way, as soon as a task wakes up on its CPU (see "Giving way" in
+ * snapshot.bpf.c); the lane then yields and goes on where it stopped.
  *
  * Records stay where the walk wrote them: a lane drains its ring only when it
  * is full (the records drained are then copied into the snapshot's memory)
@@ -50,6 +51,12 @@
 #define CHUNK 128
 /* Fewer goroutines than this get one lane (a second one costs a load). */
 #define LANES_FROM 2048
+/* More than this get one lane when the lanes would take every CPU: for the
+ * ~10 ms two lanes take over that many, the target's threads that wake up
+ * find a CPU when a lane gives way; over 100k goroutines, with both CPUs of a
+ * 2-CPU machine walking for 70 ms, its 1 ms ticker was late by 1-2 ms
+ * (median) instead of 0.15 ms, as with one lane (125 ms). */
+#define ALL_CPUS_UP_TO 16384
 
 struct reader_bpf;
 
@@ -79,6 +86,8 @@ struct reader_bpf {
 	struct lane lane[MAX_LANES];
 	int nlanes;	  /* loaded and usable */
 	int max_lanes;	  /* to use */
+	int cpus;	  /* online */
+	bool lanes_set;	  /* GLIMPSE_BPF_LANES */
 	pthread_t loader; /* load_lanes(), while loading */
 	bool loading;
 	int loaded; /* lanes load_lanes() loaded */
@@ -406,7 +415,9 @@ int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
 	r->no_direct = env_set("GLIMPSE_BPF_NO_DIRECT");
 	r->no_give_way = env_set("GLIMPSE_BPF_NO_GIVE_WAY");
 	r->max_phys = phys_ram_end();
-	r->max_lanes = lanes && *lanes ? atoi(lanes) : cpus > 0 ? (int)cpus : 1;
+	r->cpus = cpus > 0 ? (int)cpus : 1;
+	r->lanes_set = lanes && *lanes;
+	r->max_lanes = r->lanes_set ? atoi(lanes) : r->cpus;
 	r->chunk_size = chunk && atoi(chunk) > 0 ? (uint32_t)atoi(chunk) : CHUNK;
 	if (r->max_lanes < 1)
 		r->max_lanes = 1;
@@ -728,6 +739,8 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	/* max_goroutines counts per lane: a limited walk is one lane, one chunk. */
 	if (r->params.max_goroutines == UINT32_MAX && hint >= LANES_FROM)
 		lanes = r->max_lanes;
+	if (lanes >= r->cpus && hint > ALL_CPUS_UP_TO && !r->lanes_set)
+		lanes = r->cpus > 1 ? r->cpus - 1 : 1;
 	if (lanes > 1)
 		join_loader(r);
 	if (lanes > r->nlanes)

@@ -762,6 +762,38 @@ static void test_reader_bpf_gives_way_to_a_waking_thread(void **state)
 	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
 }
 
+/* Two lanes from LANES_FROM goroutines on; but over ALL_CPUS_UP_TO (16384), not
+ * every CPU: the target's threads keep one for themselves. */
+static void test_reader_bpf_leaves_a_cpu_to_a_large_target(void **state)
+{
+	const char *path = fixture("1.23", "");
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	const int sizes[] = {4000, 20000};
+	unsigned int lanes[2];
+
+	if (!path || !bpf)
+		skip();
+	for (int i = 0; i < 2; i++) {
+		struct raw_snapshot s = {0};
+		struct target t;
+
+		target_start(&t, path, sizes[i]);
+		wait_parked(&t, sizes[i]);
+		if (reader_bpf_snapshot(bpf, t.pid, &t.bin->offsets, t.bias, NULL, &s))
+			fail_msg("snapshot: %s", err_msg(-1));
+		assert_true(s.n > (size_t)sizes[i]);
+		lanes[i] = s.lanes;
+		printf("%d workers on %ld CPUs: %u lane(s), %.2f ms\n", sizes[i], cpus, s.lanes, s.duration_ns / 1e6);
+		raw_snapshot_free(&s);
+		target_stop(&t);
+	}
+	assert_int_equal(lanes[0], cpus > 1 ? 2 : 1);
+	if (cpus <= 2)
+		assert_int_equal(lanes[1], 1);
+	else
+		assert_int_equal(lanes[1], 2);
+}
+
 /* With a ring buffer too small for one pass the walk resumes where it stopped
  * and still returns every goroutine, once. */
 static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
@@ -1301,6 +1333,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_reader_bpf_direct_map_without_cap_sys_admin, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_lanes_split_the_walk, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_gives_way_to_a_waking_thread, kill_children),
+	    cmocka_unit_test_teardown(test_reader_bpf_leaves_a_cpu_to_a_large_target, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_snapshot_outlives_its_ring, kill_children),
 	    cmocka_unit_test_teardown(test_reader_marks_goroutines_that_move_as_torn, kill_children),
 	    cmocka_unit_test(test_reader_recheck_covers_what_changes_when_a_goroutine_runs),
