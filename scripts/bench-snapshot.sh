@@ -138,7 +138,7 @@ def fmt_ms(s):
     if s is None:
         return "–"
     ms = s * 1e3
-    return f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms" if ms < 10000 else f"{ms / 1e3:.1f} s"
+    return f"{ms:.2f} ms" if ms < 1 else f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms" if ms < 10000 else f"{ms / 1e3:.1f} s"
 
 
 def fmt_us(us):
@@ -181,7 +181,8 @@ try:
             r["late"]["idle"].append(st["range_late_max_us"])
             r["late_run"]["idle"].append(st["late_max_us"])
             log(f"  rep {rep + 1}: glimpse bpf {fmt_ms(r['cap']['bpf'][-1])} / "
-                f"vm {fmt_ms(r['cap']['process_vm_readv'][-1])}, pprof {fmt_ms(wall)}")
+                f"vm {fmt_ms(r['cap']['process_vm_readv'][-1])}, pprof {fmt_ms(wall)}; stall: "
+                + ", ".join(f"{k} {fmt_us(r['late'][k][-1])}" for k in ("idle", "bpf", "process_vm_readv", "pprof")))
         if DLV:
             for rep in range(3 if n <= 1000 else 1):
                 wall, status, st = timed(t, lambda: dlv(t))
@@ -217,17 +218,25 @@ for r in rows:
           f"| {fmt_ms(dl) if dl else r['dlv_status']} "
           f"| {ratio(med(r['pprof']), cap)} | {ratio(dl, cap)} |")
 print("\nTarget stall: the worst lateness of a 1 ms sleep in the target during each tool's capture "
-      "(glimpse: its reader's duration; pprof: the request; dlv: attach to detach), median over runs. "
-      "Idle: a window as long as glimpse's capture with no tool running. In parentheses: during the "
-      "whole glimpse command, and during an idle pause as long as that.\n")
+      "(glimpse: its reader's duration; pprof: the request; dlv: attach to detach): median over runs, "
+      "and after the slash the worst run. Idle: a window as long as glimpse's capture with no tool "
+      "running. In parentheses: median during the whole glimpse command, and during an idle pause as "
+      "long as that.\n")
 print("| goroutines | idle | glimpse (bpf) | glimpse (process_vm_readv) | pprof debug=2 | dlv goroutines -t |")
 print("|---:|---:|---:|---:|---:|---:|")
+
+
+def worst(xs):
+    return max(xs) if xs else None
+
+
 for r in rows:
     late = {k: med(v) for k, v in r["late"].items()}
+    top = {k: worst(v) for k, v in r["late"].items()}
     run = {k: med(v) for k, v in r["late_run"].items()}
-    print(f"| {r['n']:,} | {fmt_us(late['idle'])} ({fmt_us(run['idle'])}) "
-          f"| {fmt_us(late['bpf'])} ({fmt_us(run['bpf'])}) "
-          f"| {fmt_us(late['process_vm_readv'])} ({fmt_us(run['process_vm_readv'])}) "
+    print(f"| {r['n']:,} | {fmt_us(late['idle'])} / {fmt_us(top['idle'])} ({fmt_us(run['idle'])}) "
+          f"| {fmt_us(late['bpf'])} / {fmt_us(top['bpf'])} ({fmt_us(run['bpf'])}) "
+          f"| {fmt_us(late['process_vm_readv'])} / {fmt_us(top['process_vm_readv'])} ({fmt_us(run['process_vm_readv'])}) "
           f"| {fmt_us(late['pprof'])} | {fmt_us(late['dlv']) if late['dlv'] is not None else r['dlv_status']} |")
 print("\nglimpse capture = the reader's own duration (every runtime.g and the used part of every stack "
       "copied, nothing paused); end-to-end = the whole `glimpse snapshot --json --no-store` command, "

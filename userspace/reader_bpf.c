@@ -741,8 +741,9 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 		lanes = r->max_lanes;
 	if (lanes >= r->cpus && hint > ALL_CPUS_UP_TO && !r->lanes_set)
 		lanes = r->cpus > 1 ? r->cpus - 1 : 1;
-	if (lanes > 1)
-		join_loader(r);
+	/* Loading a lane is kernel work (verifier, ring) that would compete with
+	 * the walk and the target for the CPUs: never during a walk. */
+	join_loader(r);
 	if (lanes > r->nlanes)
 		lanes = r->nlanes;
 	r->chunk = r->params.max_goroutines == UINT32_MAX ? r->chunk_size : UINT32_MAX;
