@@ -844,19 +844,15 @@ static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
 	target_stop(&t);
 }
 
-/* Drops the capabilities BPF needs (keeping CAP_SYS_PTRACE) in a child, which
- * then must fall back to process_vm_readv and say why. */
-static void test_reader_falls_back_without_bpf_permission(void **state)
+/* Runs check(t, &s) in a child keeping only the capabilities keep[0..n), s a
+ * reader_snapshot() of t (BPF allowed) taken there; check returns the child's
+ * exit status, which must be 0. */
+static void snapshot_in_child_with_caps(const struct target *t, const int *keep, size_t n,
+					int (*check)(const struct target *t, const struct raw_snapshot *s))
 {
-	const char *path = fixture("1.21", "");
-	struct target t;
 	int status;
-	pid_t child;
+	pid_t child = fork();
 
-	if (!path || geteuid() != 0)
-		skip(); /* dropping capabilities means having them */
-	target_start(&t, path, 100);
-	child = fork();
 	assert_true(child >= 0);
 	if (child == 0) {
 		struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -864,78 +860,78 @@ static void test_reader_falls_back_without_bpf_permission(void **state)
 		struct raw_snapshot s;
 		int rc;
 
-		data[CAP_SYS_PTRACE / 32].effective = data[CAP_SYS_PTRACE / 32].permitted = 1u << (CAP_SYS_PTRACE % 32);
-		if (syscall(SYS_capset, &hdr, data) != 0)
-			_exit(2);
-		rc = reader_snapshot(t.pid, &t.bin->offsets, t.bias, NULL, true, &s);
-		if (rc) {
-			fprintf(stderr, "fallback snapshot: %s\n", err_msg(rc));
-			_exit(3);
-		}
-		printf("without CAP_BPF: reader %s, %zu goroutines; %s\n", s.reader, s.n, s.fallback);
-		fflush(stdout);
-		_exit(!strcmp(s.reader, "process_vm_readv") && strstr(s.fallback, "BPF") && s.n > 100 ? 0 : 4);
-	}
-	child_started(child);
-	assert_int_equal(waitpid(child, &status, 0), child);
-	child_reaped(child);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	target_stop(&t);
-}
-
-/* With CAP_BPF and CAP_PERFMON but not CAP_SYS_ADMIN, /proc/iomem
- * shows zeros (CI may run so); the BPF reader must still find the end of RAM and read through
- * the direct map. */
-static void test_reader_bpf_direct_map_without_cap_sys_admin(void **state)
-{
-	const char *path = fixture("1.23", "");
-	struct target t;
-	int status;
-	pid_t child;
-
-	if (!path || !bpf || geteuid() != 0)
-		skip(); /* dropping capabilities means having them */
-	target_start(&t, path, 100);
-	child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {
-		struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-		struct __user_cap_data_struct data[2] = {{0}};
-		const int keep[] = {CAP_SYS_PTRACE, CAP_BPF, CAP_PERFMON};
-		struct raw_snapshot s;
-		FILE *f;
-		char line[256];
-		int rc, zeros = 0;
-
-		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		for (size_t i = 0; i < n; i++) {
 			data[keep[i] / 32].effective |= 1u << (keep[i] % 32);
 			data[keep[i] / 32].permitted |= 1u << (keep[i] % 32);
 		}
 		if (syscall(SYS_capset, &hdr, data) != 0)
 			_exit(2);
-		f = fopen("/proc/iomem", "r");
-		while (f && fgets(line, sizeof(line), f))
-			zeros += strstr(line, "System RAM") && !strncmp(line, "00000000-00000000", 17);
-		if (f)
-			fclose(f);
-		rc = reader_snapshot(t.pid, &t.bin->offsets, t.bias, NULL, true, &s);
+		rc = reader_snapshot(t->pid, &t->bin->offsets, t->bias, NULL, true, &s);
 		if (rc) {
-			fprintf(stderr, "snapshot without CAP_SYS_ADMIN: %s\n", err_msg(rc));
+			fprintf(stderr, "snapshot with fewer capabilities: %s\n", err_msg(rc));
 			_exit(3);
 		}
-		printf("without CAP_SYS_ADMIN (/proc/iomem %s): reader %s, copy %s, direct map %s, "
-		       "%zu goroutines\n",
-		       zeros ? "hidden" : "shown", s.reader, s.copy ? s.copy : "-", s.direct_off ? s.direct_off : "-",
-		       s.n);
+		rc = check(t, &s);
 		fflush(stdout);
-		_exit(zeros && !strcmp(s.reader, "bpf") && !strcmp(s.copy, "direct map") && s.n > 100 ? 0 : 4);
+		_exit(rc);
 	}
 	child_started(child);
 	assert_int_equal(waitpid(child, &status, 0), child);
 	child_reaped(child);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static int fell_back(const struct target *t, const struct raw_snapshot *s)
+{
+	printf("without CAP_BPF: reader %s, %zu goroutines; %s\n", s->reader, s->n, s->fallback);
+	return !strcmp(s->reader, "process_vm_readv") && strstr(s->fallback, "BPF") && s->n > 100 ? 0 : 4;
+}
+
+/* Drops the capabilities BPF needs (keeping CAP_SYS_PTRACE) in a child, which
+ * then must fall back to process_vm_readv and say why. */
+static void test_reader_falls_back_without_bpf_permission(void **state)
+{
+	const char *path = fixture("1.21", "");
+	const int keep[] = {CAP_SYS_PTRACE};
+	struct target t;
+
+	if (!path || geteuid() != 0)
+		skip(); /* dropping capabilities means having them */
+	target_start(&t, path, 100);
+	snapshot_in_child_with_caps(&t, keep, 1, fell_back);
+	target_stop(&t);
+}
+
+static int read_direct_map(const struct target *t, const struct raw_snapshot *s)
+{
+	FILE *f = fopen("/proc/iomem", "r");
+	char line[256];
+	int zeros = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		zeros += strstr(line, "System RAM") && !strncmp(line, "00000000-00000000", 17);
+	if (f)
+		fclose(f);
+	printf("without CAP_SYS_ADMIN (/proc/iomem %s): reader %s, copy %s, direct map %s, %zu goroutines\n",
+	       zeros ? "hidden" : "shown", s->reader, s->copy ? s->copy : "-", s->direct_off ? s->direct_off : "-",
+	       s->n);
+	return zeros && !strcmp(s->reader, "bpf") && !strcmp(s->copy, "direct map") && s->n > 100 ? 0 : 4;
+}
+
+/* With CAP_BPF and CAP_PERFMON but not CAP_SYS_ADMIN, /proc/iomem shows zeros
+ * (CI may run so); the BPF reader must still find the end of RAM and read
+ * through the direct map. */
+static void test_reader_bpf_direct_map_without_cap_sys_admin(void **state)
+{
+	const char *path = fixture("1.23", "");
+	const int keep[] = {CAP_SYS_PTRACE, CAP_BPF, CAP_PERFMON};
+	struct target t;
+
+	if (!path || !bpf || geteuid() != 0)
+		skip(); /* dropping capabilities means having them */
+	target_start(&t, path, 100);
+	snapshot_in_child_with_caps(&t, keep, sizeof(keep) / sizeof(keep[0]), read_direct_map);
 	target_stop(&t);
 }
 
