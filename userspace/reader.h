@@ -132,6 +132,12 @@ int reader_bpf_open(struct reader_bpf **out);
  * 0: the default 8 MiB per lane). A smaller ring only means more iterator
  * runs, and records copied out of the ring when it fills. */
 int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out);
+/* reader_bpf_open for snapshots of pid: its rings sized for the goroutines pid
+ * has now (8 to 128 MiB per lane), so that a walk rarely stops to copy records
+ * out of a full ring; and no second lane loaded when pid is too small or too
+ * large to be given two. */
+int reader_bpf_open_for(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
+			struct reader_bpf **out);
 /* Same contract as reader_snapshot, with this reader only (no fallback).
  * The records of the walk's last run stay where the walk wrote them, in the
  * reader's ring buffer (copying 10k goroutines' worth out costs ~1.5 ms): the
@@ -162,6 +168,10 @@ uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block);
  * costs ~2 us a page here). A hint: the readers still grow both as needed. */
 size_t reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs);
 /* (out NULL: room for the raw_gs only.) Returns allglen, or 0 when unknown. */
+/* pid's allglen now, or 0 when unknown. */
+size_t reader_allglen(pid_t pid, const struct snap_params *p);
+/* Bytes of g and stack a snapshot is expected to take per goroutine. */
+size_t reader_bytes_per_g(const struct snap_params *p);
 /* Appends the raw_g for record h to gs (a buffer of struct raw_g): its g is the
  * h->g_len bytes at g, its stack the h->stack_len bytes at stack, both memory
  * of the snapshot. */

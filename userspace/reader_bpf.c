@@ -39,10 +39,13 @@
 #include "err.h"
 #include "snapshot.skel.h"
 
-/* Per lane. Creating, mapping and freeing a ring costs kernel time nothing
- * preempts, ~0.4 ms per 4 MiB here; 8 MiB hold 10k goroutines per lane
- * without a drain mid-walk. */
+/* Per lane. Creating, mapping and freeing a ring costs kernel time, ~0.4 ms
+ * per 4 MiB here; 8 MiB hold 6k goroutines per lane without a drain mid-walk.
+ * reader_bpf_open_for() sizes rings for the target, up to MAX_RING_BYTES: a
+ * walk that fills its ring stops while userspace copies the records out (at
+ * 100k goroutines on one lane, 120 ms with 8 MiB, 78 ms with 128 MiB). */
 #define RING_BYTES     (8u << 20)
+#define MAX_RING_BYTES (128u << 20)
 #define MIN_RING_BYTES (2u << 20) /* holds the largest record (SNAP_STACK_MAX) */
 #define MAX_RUNS       100000
 #define MAX_LANES      2
@@ -397,20 +400,13 @@ int reader_bpf_open(struct reader_bpf **out)
 	return reader_bpf_open_ring(0, out);
 }
 
-int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
+/* A reader with its settings, nothing loaded yet. */
+static struct reader_bpf *reader_new(uint32_t ring_bytes)
 {
-	struct reader_bpf *r;
+	struct reader_bpf *r = xcalloc(1, sizeof(*r));
 	const char *lanes = getenv("GLIMPSE_BPF_LANES"), *chunk = getenv("GLIMPSE_BPF_CHUNK");
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	int rc;
 
-	*out = NULL;
-	if (!ring_bytes)
-		ring_bytes = RING_BYTES;
-	if (ring_bytes < MIN_RING_BYTES || (ring_bytes & (ring_bytes - 1)))
-		return err_set(EINVAL, "BPF ring buffer of %u bytes: want a power of two of at least %u", ring_bytes,
-			       MIN_RING_BYTES);
-	r = xcalloc(1, sizeof(*r));
 	r->ring_bytes = ring_bytes;
 	r->no_dynptr = env_set("GLIMPSE_BPF_NO_DYNPTR");
 	r->no_direct = env_set("GLIMPSE_BPF_NO_DIRECT");
@@ -425,6 +421,14 @@ int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
 	if (r->max_lanes > MAX_LANES)
 		r->max_lanes = MAX_LANES;
 	pthread_mutex_init(&r->lock, NULL);
+	return r;
+}
+
+/* Loads r's first lane, and its others in the background. */
+static int reader_load(struct reader_bpf *r, struct reader_bpf **out)
+{
+	int rc;
+
 	bpf_log_begin();
 	r->loaded = 1;
 	r->loading = r->max_lanes > 1 && !pthread_create(&r->loader, NULL, load_lanes, r);
@@ -438,6 +442,64 @@ int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
 	r->nlanes = 1;
 	*out = r;
 	return 0;
+}
+
+int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out)
+{
+	*out = NULL;
+	if (!ring_bytes)
+		ring_bytes = RING_BYTES;
+	if (ring_bytes < MIN_RING_BYTES || (ring_bytes & (ring_bytes - 1)))
+		return err_set(EINVAL, "BPF ring buffer of %u bytes: want a power of two of at least %u", ring_bytes,
+			       MIN_RING_BYTES);
+	return reader_load(reader_new(ring_bytes), out);
+}
+
+/* The lanes to walk hint goroutines with. */
+static int lanes_for(const struct reader_bpf *r, size_t hint, uint32_t max_goroutines)
+{
+	int lanes = 1;
+
+	/* max_goroutines counts per lane: a limited walk is one lane, one chunk. */
+	if (max_goroutines == UINT32_MAX && hint >= LANES_FROM)
+		lanes = r->max_lanes;
+	if (lanes >= r->cpus && hint > ALL_CPUS_UP_TO && !r->lanes_set)
+		lanes = r->cpus > 1 ? r->cpus - 1 : 1;
+	return lanes;
+}
+
+int reader_bpf_open_for(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
+			struct reader_bpf **out)
+{
+	struct snap_params p;
+	struct reader_bpf *r;
+	uint64_t want;
+	size_t n;
+	int rc, lanes;
+	bool sized;
+
+	*out = NULL;
+	rc = reader_params(pid, off, bias, lim, &p);
+	if (rc)
+		return rc;
+	r = reader_new(RING_BYTES);
+	n = reader_allglen(pid, &p);
+	if (n > p.max_goroutines)
+		n = p.max_goroutines;
+	lanes = lanes_for(r, n, p.max_goroutines);
+	if (!r->lanes_set && lanes < r->max_lanes)
+		r->max_lanes = lanes;
+	want = (uint64_t)(n / (size_t)lanes + CHUNK) * (sizeof(struct snap_g) + reader_bytes_per_g(&p));
+	while (r->ring_bytes < want && r->ring_bytes < MAX_RING_BYTES)
+		r->ring_bytes <<= 1;
+	sized = r->ring_bytes > RING_BYTES;
+	rc = reader_load(r, out); /* frees r when it fails */
+	if (rc && sized) {
+		/* Perhaps no memory for it (a cgroup's limit): the default then. */
+		err_clear();
+		rc = reader_bpf_open(out);
+	}
+	return rc;
 }
 
 void reader_bpf_close(struct reader_bpf *r)
@@ -737,11 +799,7 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	r->threads.len = 0;
 	hint = reader_reserve(pid, &r->params, NULL, &gs);
 	t0 = reader_now_ns(CLOCK_MONOTONIC);
-	/* max_goroutines counts per lane: a limited walk is one lane, one chunk. */
-	if (r->params.max_goroutines == UINT32_MAX && hint >= LANES_FROM)
-		lanes = r->max_lanes;
-	if (lanes >= r->cpus && hint > ALL_CPUS_UP_TO && !r->lanes_set)
-		lanes = r->cpus > 1 ? r->cpus - 1 : 1;
+	lanes = lanes_for(r, hint, r->params.max_goroutines);
 	/* Loading a lane is kernel work (verifier, ring) that would compete with
 	 * the walk and the target for the CPUs: never during a walk. */
 	join_loader(r);
@@ -837,7 +895,7 @@ int reader_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, cons
 		return rc;
 	if (allow_bpf) {
 		t0 = reader_now_ns(CLOCK_MONOTONIC);
-		rc = reader_bpf_open(&r);
+		rc = reader_bpf_open_for(pid, off, bias, lim, &r);
 		if (!rc && r) {
 			uint64_t load_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
 

@@ -321,17 +321,31 @@ static int read_remote(pid_t pid, void *dst, size_t n, uint64_t addr)
 #define RESERVE_STACK 1024	   /* stack bytes per goroutine reader_reserve() expects */
 #define RESERVE_MAX   (256u << 20) /* bytes it reserves at most */
 
+size_t reader_allglen(pid_t pid, const struct snap_params *p)
+{
+	uint64_t n = 0;
+
+	if (read_remote(pid, &n, sizeof(n), p->allglen) || n > MAX_ALLGS)
+		return 0;
+	return n;
+}
+
+size_t reader_bytes_per_g(const struct snap_params *p)
+{
+	return ((p->g_size + 7) & ~7u) + RESERVE_STACK;
+}
+
 size_t reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs)
 {
-	uint64_t n = 0, all;
+	uint64_t n = reader_allglen(pid, p), all;
 	size_t bytes;
 
-	if (read_remote(pid, &n, sizeof(n), p->allglen) || !n || n > MAX_ALLGS)
+	if (!n)
 		return 0;
 	all = n;
 	if (n > p->max_goroutines)
 		n = p->max_goroutines;
-	bytes = n * (((p->g_size + 7) & ~7u) + RESERVE_STACK);
+	bytes = n * reader_bytes_per_g(p);
 	if (bytes > RESERVE_MAX)
 		bytes = RESERVE_MAX;
 	if (out)

@@ -391,7 +391,7 @@ int snapshot_take(const struct gobin *bin, pid_t pid, const struct snapshot_opts
 	} else if (o->reader == READ_BPF) {
 		struct reader_bpf *r;
 
-		rc = reader_bpf_open(&r);
+		rc = reader_bpf_open_for(pid, &bin->offsets, out->bias, &o->read, &r);
 		if (!rc) {
 			rc = reader_bpf_snapshot(r, pid, &bin->offsets, out->bias, &o->read, &raw);
 			reader_bpf_close(r);
