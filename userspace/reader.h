@@ -89,6 +89,7 @@ struct raw_snapshot {
 	bool truncated;		  /* stopped at max_goroutines */
 	unsigned int runs;	  /* iterator runs, all lanes (see reader_bpf.c) */
 	unsigned int gave_way;	  /* runs that stopped early for a task waking up on their CPU */
+	unsigned int ring_full;	  /* runs that stopped for a full ring, whose records were then copied out */
 	unsigned int lanes;	  /* bpf: copies of the walk that ran side by side */
 	char fallback[256];	  /* why BPF was not used ("" when it was, or not allowed) */
 	struct raw_block *blocks; /* internal: the memory hdr and stack point into */

@@ -53,7 +53,7 @@
  * kind; smaller costs more runs, larger delays the target more. */
 #define CHUNK 128
 /* Fewer goroutines than this get one lane (a second one costs a load). */
-#define LANES_FROM 2048
+#define LANES_FROM 512
 /* More than this get one lane when the lanes would take every CPU: for the
  * ~10 ms two lanes take over that many, the target's threads that wake up
  * find a CPU when a lane gives way; over 100k goroutines, with both CPUs of a
@@ -80,6 +80,7 @@ struct lane {
 	bool ring_empty; /* nothing written since the last drain */
 	unsigned int runs;
 	unsigned int gave_way; /* runs that stopped early for another task */
+	unsigned int ring_full; /* runs that stopped for a full ring */
 	struct bpf_profile prof;
 	int rc;
 	char msg[512]; /* rc's message (errors are per thread) */
@@ -106,6 +107,7 @@ struct reader_bpf {
 	struct snap_params params;
 	struct buf threads; /* struct raw_thread */
 	atomic_uint next_chunk;
+	atomic_bool threads_asked; /* a lane asks for thread records, once */
 	uint32_t nchunks, chunk, chunk_size;
 	pthread_mutex_t lock; /* out's memory, for lanes copying out of full rings */
 };
@@ -272,7 +274,7 @@ static int on_record(void *ctx, void *data, size_t size)
 	if (size < sizeof(__u32))
 		return 0;
 	if (h->kind == SNAP_REC_THREAD && size >= sizeof(struct snap_thread)) {
-		add_thread(l->r, data); /* only lane 0 asks for threads */
+		add_thread(l->r, data); /* only one lane asks for threads */
 		return 0;
 	}
 	if (h->kind == SNAP_REC_TORN && size >= sizeof(struct snap_torn)) {
@@ -642,6 +644,7 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 		if (ctl->full && ctl->next == p->start && was_empty)
 			return err_set(ENOSPC, "a goroutine record does not fit in the BPF ring buffer");
 		/* The next run would write over what the ring holds: take it out. */
+		l->ring_full += ctl->full;
 		rc = drain(l);
 		if (rc)
 			return rc;
@@ -660,15 +663,15 @@ static void *lane_walk(void *arg)
 {
 	struct lane *l = arg;
 	struct reader_bpf *r = l->r;
-	bool threads = l == &r->lane[0];
 	unsigned int c;
 
 	l->rc = 0;
 	while (!l->rc && (c = atomic_fetch_add(&r->next_chunk, 1)) < r->nchunks) {
 		uint32_t start = c * r->chunk, end = c + 1 == r->nchunks ? UINT32_MAX : start + r->chunk;
+		/* Thread records with the first chunk taken (a lane may get none). */
+		bool threads = !atomic_exchange(&r->threads_asked, true);
 
 		l->rc = walk_range(l, start, end, threads);
-		threads = false;
 	}
 	if (!l->rc)
 		l->rc = drain(l);
@@ -693,6 +696,7 @@ static int lane_start(struct lane *l, size_t hint)
 	memset(&l->prof, 0, sizeof(l->prof));
 	l->runs = 0;
 	l->gave_way = 0;
+	l->ring_full = 0;
 	l->gs.len = 0;
 	buf_grow(&l->gs, hint * sizeof(struct raw_g));
 	l->ring_empty = true;
@@ -764,9 +768,11 @@ static void print_profile(const struct reader_bpf *r, int lanes, const struct ra
 		const struct snap_prof *p = &l->skel->bss->prof;
 		const struct snap_ctl *ctl = &l->skel->bss->ctl;
 
-		fprintf(stderr, " lane %d: %zu goroutines, %u runs (%u gave way), iterator %.3f ms, drain %.3f ms\n", k,
-			l->gs.len / sizeof(struct raw_g), l->runs, l->gave_way, l->prof.iter / 1e6,
-			l->prof.drain / 1e6);
+		fprintf(stderr,
+			" lane %d: %zu goroutines, %u runs (%u gave way, %u filled the ring of %u MiB), iterator %.3f ms, "
+			"drain %.3f ms\n",
+			k, l->gs.len / sizeof(struct raw_g), l->runs, l->gave_way, l->ring_full, r->ring_bytes >> 20,
+			l->prof.iter / 1e6, l->prof.drain / 1e6);
 		fprintf(stderr, "  direct map reads %s: %llu direct, %llu through bpf_copy_from_user_task\n",
 			direct_off_why(ctl->direct_off), (unsigned long long)ctl->direct_reads,
 			(unsigned long long)ctl->slow_reads);
@@ -808,6 +814,7 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	r->chunk = r->params.max_goroutines == UINT32_MAX ? r->chunk_size : UINT32_MAX;
 	r->nchunks = hint && r->chunk != UINT32_MAX ? (hint + r->chunk - 1) / r->chunk : 1;
 	atomic_store(&r->next_chunk, 0);
+	atomic_store(&r->threads_asked, false);
 	for (int i = 0; i < lanes && !rc; i++)
 		rc = lane_start(&r->lane[i], hint / lanes + CHUNK);
 	out->setup_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
@@ -853,6 +860,7 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 		out->truncated |= ctl->truncated;
 		out->runs += l->runs;
 		out->gave_way += l->gave_way;
+		out->ring_full += l->ring_full;
 		if (ctl->torn_lost)
 			for (size_t k = 0; k < l->gs.len / sizeof(struct raw_g); k++)
 				((struct raw_g *)l->gs.p)[k].torn = true;

@@ -794,6 +794,44 @@ static void test_reader_bpf_leaves_a_cpu_to_a_large_target(void **state)
 		assert_int_equal(lanes[1], 2);
 }
 
+/* reader_bpf_open_for() sizes the rings for the target: 20k goroutines fill
+ * the default 8 MiB ring (the walk stops while userspace copies records out),
+ * but not the rings it picks. */
+static void test_reader_bpf_open_for_sizes_its_rings(void **state)
+{
+	const char *path = fixture("1.23", "");
+	struct raw_snapshot fixed = {0}, sized = {0};
+	struct reader_bpf *r = NULL;
+	struct target t;
+	int rc;
+
+	if (!path || !bpf)
+		skip();
+	target_start(&t, path, 20000);
+	wait_parked(&t, 20000);
+	rc = reader_bpf_open_for(t.pid, &t.bin->offsets, t.bias, NULL, &r);
+	if (rc)
+		fail_msg("reader_bpf_open_for: %s", err_msg(rc));
+	rc = reader_bpf_snapshot(r, t.pid, &t.bin->offsets, t.bias, NULL, &sized);
+	if (rc)
+		fail_msg("sized rings: %s", err_msg(rc));
+	rc = reader_bpf_snapshot(bpf, t.pid, &t.bin->offsets, t.bias, NULL, &fixed);
+	if (rc)
+		fail_msg("8 MiB rings: %s", err_msg(rc));
+	printf("20000 workers: %u lane(s) with 8 MiB rings: %u full, %.2f ms; sized: %u lane(s), %u full, %.2f ms\n",
+	       fixed.lanes, fixed.ring_full, fixed.duration_ns / 1e6, sized.lanes, sized.ring_full,
+	       sized.duration_ns / 1e6);
+	assert_true(fixed.ring_full > 0);
+	assert_int_equal(sized.ring_full, 0);
+	assert_int_equal(sized.lanes, fixed.lanes);
+	assert_true(sized.n >= 20000);
+	raw_snapshot_free(&sized);
+	raw_snapshot_free(&fixed);
+	reader_bpf_close(r);
+	check_alive(&t);
+	target_stop(&t);
+}
+
 /* With a ring buffer too small for one pass the walk resumes where it stopped
  * and still returns every goroutine, once. */
 static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
@@ -828,7 +866,9 @@ static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
 	if (rc)
 		fail_msg("big ring: %s", err_msg(rc));
 	assert_true(small.runs > 1);
+	assert_true(small.ring_full > 0);
 	assert_int_equal(big.runs, 1);
+	assert_int_equal(big.ring_full, 0);
 	/* Runtime goroutines may come and go between the two; the program's may not. */
 	assert_int_equal(main_goroutines(&t, &small), main_goroutines(&t, &big));
 	assert_true(main_goroutines(&t, &small) >= 4000);
@@ -1323,6 +1363,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_reader_refuses_a_process_that_is_not_go, kill_children),
 	    cmocka_unit_test_teardown(test_reader_honours_limits, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_resumes_when_the_ring_fills, kill_children),
+	    cmocka_unit_test_teardown(test_reader_bpf_open_for_sizes_its_rings, kill_children),
 	    cmocka_unit_test_teardown(test_reader_falls_back_without_bpf_permission, kill_children),
 	    cmocka_unit_test_teardown(test_reader_takes_a_preempted_goroutine_from_its_thread, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_copy_paths_agree, kill_children),
