@@ -592,12 +592,30 @@ static __always_inline __u32 plan_g(struct task_struct *task, struct snap_g *h, 
 	return plan_stack(h, o);
 }
 
+/* Ring space. Userspace drains the ring after every run but leaves records
+ * where they are (the snapshot points into the ring) until the ring is used
+ * up, and only then copies them out: so the space a record takes counts from
+ * its write (ctl.ring_used) until userspace resets the count, whatever the
+ * ring's consumer position says. */
+static __always_inline __u64 rec_bytes(__u32 size)
+{
+	return (size + 8 /* BPF_RINGBUF_HDR_SZ */ + 7) & ~7ull;
+}
+
 /* Whether a record of size bytes, and the torn notices of a window after it, fit. */
 static __always_inline bool ring_has_room(__u32 size)
 {
-	__u64 used = bpf_ringbuf_query(&records, BPF_RB_AVAIL_DATA);
+	return ctl.ring_used + rec_bytes(size) + SNAP_RING_SLACK <= params.ring_size;
+}
 
-	return used + size + 16 + SNAP_RING_SLACK <= params.ring_size;
+/* Writes a small record (a torn notice or a thread's registers); -1 when the
+ * ring has no room for it. */
+static __always_inline int output_small(void *rec, __u32 size)
+{
+	if (ctl.ring_used + rec_bytes(size) > params.ring_size || bpf_ringbuf_output(&records, rec, size, 0))
+		return -1;
+	ctl.ring_used += rec_bytes(size);
+	return 0;
 }
 
 /* Writes the record of h, the g at offset o of the window and len bytes of
@@ -619,6 +637,7 @@ static __always_inline int emit_dynptr(struct task_struct *task, struct snap_g *
 		bpf_ringbuf_discard_dynptr(&dp, 0);
 		return -1;
 	}
+	ctl.ring_used += rec_bytes(size);
 	bpf_dynptr_write(&dp, sizeof(*h), win + (o & (SNAP_WIN - 1)), gsz, 0);
 	prof_end(SNAP_PROF_EMIT, t0);
 	if (len) {
@@ -677,6 +696,7 @@ static __always_inline int emit_copy(struct task_struct *task, struct snap_g *h,
 	t0 = prof_start();
 	if (bpf_ringbuf_output(&records, &rbuf, size, 0))
 		return -1;
+	ctl.ring_used += rec_bytes(size);
 	prof_end(SNAP_PROF_EMIT, t0);
 	return 0;
 }
@@ -746,7 +766,7 @@ __noinline int compare_window(__u32 n, __u32 len)
 		if (len && !g_moved(p))
 			continue;
 		torn.idx = p->idx;
-		if (bpf_ringbuf_output(&records, &torn, sizeof(torn), 0))
+		if (output_small(&torn, sizeof(torn)))
 			ctl.torn_lost = 1;
 	}
 	return 0;
@@ -1072,7 +1092,8 @@ static __always_inline void emit_thread(struct task_struct *task)
 		r.sp = BPF_CORE_READ(regs, sp);
 		r.bp = BPF_CORE_READ(regs, bp);
 	}
-	if (bpf_ringbuf_output(&records, &r, sizeof(r), 0))
+	/* Leaves the torn notices' room (see ring_has_room()). */
+	if (ctl.ring_used + rec_bytes(sizeof(r)) + SNAP_RING_SLACK > params.ring_size || output_small(&r, sizeof(r)))
 		ctl.threads_lost = 1;
 }
 

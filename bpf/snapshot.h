@@ -95,6 +95,7 @@ struct snap_ctl {
 	__u64 slow_reads;   /* copies made by bpf_copy_from_user_task, all runs */
 	__u32 gave_way;	    /* the last run stopped early: a task woke up on its CPU */
 	__u32 pad;
+	__u64 ring_used; /* ring bytes written since userspace last copied records out */
 };
 
 /* Why the walk did not read through the direct map (snap_ctl.direct_off). */

@@ -14,9 +14,10 @@
  * giving way, as soon as a task wakes up on its CPU (see "Giving way" in
  * snapshot.bpf.c); the lane then yields and goes on where it stopped.
  *
- * Records stay where the walk wrote them: a lane drains its ring only when it
- * is full (the records drained are then copied into the snapshot's memory)
- * and at the end, when the raw_gs point into the ring (see reader.h).
+ * Records stay where the walk wrote them: a lane drains its ring after every
+ * run, while the records are in its CPU's cache, into raw_gs that point into
+ * the ring (see reader.h), and copies them into the snapshot's memory only
+ * when the ring is used up (ctl.ring_used counts what the walk wrote since).
  */
 #include "reader.h"
 
@@ -77,7 +78,6 @@ struct lane {
 	/* The snapshot being taken. */
 	struct bpf_link *link;
 	struct buf gs;	 /* this lane's struct raw_g, in allgs order */
-	bool ring_empty; /* nothing written since the last drain */
 	unsigned int runs;
 	unsigned int gave_way; /* runs that stopped early for another task */
 	unsigned int ring_full; /* runs that stopped for a full ring */
@@ -570,7 +570,6 @@ static int drain(struct lane *l)
 	int rc = ring_buffer__consume(l->ring);
 
 	l->prof.drain += reader_now_ns(CLOCK_MONOTONIC) - t0;
-	l->ring_empty = true;
 	if (rc < 0)
 		return err_set(-rc, "draining the BPF ring buffer: %s", strerror(-rc));
 	return 0;
@@ -595,7 +594,6 @@ static int run_once(struct lane *l)
 	if (rc)
 		return err_set(-rc, "running the BPF task iterator for pid %d: %s", (int)pid, strerror(-rc));
 	l->prof.iter += reader_now_ns(CLOCK_MONOTONIC) - t0;
-	l->ring_empty = false;
 	l->runs++;
 	/* Kernel code nothing preempts ran for the whole run: a thread of the
 	 * target that woke up meanwhile may be waiting for this CPU, which the
@@ -621,12 +619,17 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 	/* Runs that stopped early for another task always get somewhere (see
 	 * GIVE_WAY_AFTER); only runs that filled the ring count to MAX_RUNS. */
 	for (unsigned int run = 0; run < MAX_RUNS;) {
-		bool was_empty = l->ring_empty;
-		size_t first = l->gs.len / sizeof(struct raw_g);
+		bool was_empty = !ctl->ring_used;
 
 		ctl->walked = ctl->done = ctl->full = ctl->threads_lost = ctl->gave_way = 0;
 		rc = run_once(l);
 		p->setup = 0;
+		if (rc)
+			return rc;
+		/* Takes in the run's records while they are in this CPU's cache
+		 * (draining at the end took ~0.4 ms per 5k goroutines); they
+		 * stay where they are in the ring (see ctl.ring_used). */
+		rc = drain(l);
 		if (rc)
 			return rc;
 		if (ctl->err)
@@ -643,13 +646,11 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 		}
 		if (ctl->full && ctl->next == p->start && was_empty)
 			return err_set(ENOSPC, "a goroutine record does not fit in the BPF ring buffer");
-		/* The next run would write over what the ring holds: take it out. */
+		/* The ring is used up: copy the lane's records out of it, and
+		 * let the next run write over them. */
 		l->ring_full += ctl->full;
-		rc = drain(l);
-		if (rc)
-			return rc;
-		evacuate(l->r, (struct raw_g *)l->gs.p + first, l->gs.len / sizeof(struct raw_g) - first,
-			 alloc_snapshot, l->r);
+		evacuate(l->r, (struct raw_g *)l->gs.p, l->gs.len / sizeof(struct raw_g), alloc_snapshot, l->r);
+		ctl->ring_used = 0;
 		p->start = ctl->next;
 		if (ctl->threads_lost)
 			p->threads = threads;
@@ -699,7 +700,6 @@ static int lane_start(struct lane *l, size_t hint)
 	l->ring_full = 0;
 	l->gs.len = 0;
 	buf_grow(&l->gs, hint * sizeof(struct raw_g));
-	l->ring_empty = true;
 	l->link = attach(l, l->r->pid);
 	if (!l->link)
 		return err_set(errno, "attaching the BPF task iterator: %s", strerror(errno));
