@@ -341,6 +341,15 @@ static void must_take(const struct target *t, bool use_bpf, const struct read_li
 	assert_string_equal(s->reader, use_bpf ? "bpf" : "process_vm_readv");
 }
 
+/* A snapshot of t with reader r (what: which reader, for the failure). */
+static void must_take_with(struct reader_bpf *r, const struct target *t, struct raw_snapshot *s, const char *what)
+{
+	int rc = reader_bpf_snapshot(r, t->pid, &t->bin->offsets, t->bias, NULL, s);
+
+	if (rc)
+		fail_msg("%s: %s", what, err_msg(rc));
+}
+
 /* The spinner is running (or momentarily runnable): a running goroutine has
  * either its thread's registers and a stack copied from them, or no stack. */
 static void check_spinner(const struct raw_g *g, const char *what)
@@ -812,12 +821,8 @@ static void test_reader_bpf_open_for_sizes_its_rings(void **state)
 	rc = reader_bpf_open_for(t.pid, &t.bin->offsets, t.bias, NULL, &r);
 	if (rc)
 		fail_msg("reader_bpf_open_for: %s", err_msg(rc));
-	rc = reader_bpf_snapshot(r, t.pid, &t.bin->offsets, t.bias, NULL, &sized);
-	if (rc)
-		fail_msg("sized rings: %s", err_msg(rc));
-	rc = reader_bpf_snapshot(bpf, t.pid, &t.bin->offsets, t.bias, NULL, &fixed);
-	if (rc)
-		fail_msg("8 MiB rings: %s", err_msg(rc));
+	must_take_with(r, &t, &sized, "sized rings");
+	must_take_with(bpf, &t, &fixed, "8 MiB rings");
 	printf("20000 workers: %u lane(s) with 8 MiB rings: %u full, %.2f ms; sized: %u lane(s), %u full, %.2f ms\n",
 	       fixed.lanes, fixed.ring_full, fixed.duration_ns / 1e6, sized.lanes, sized.ring_full,
 	       sized.duration_ns / 1e6);
@@ -859,12 +864,8 @@ static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
 	unsetenv("GLIMPSE_BPF_NO_GIVE_WAY");
 	if (rc)
 		fail_msg("reader_bpf_open: %s", err_msg(rc));
-	rc = reader_bpf_snapshot(r, t.pid, &t.bin->offsets, t.bias, NULL, &small);
-	if (rc)
-		fail_msg("small ring: %s", err_msg(rc));
-	rc = reader_bpf_snapshot(one, t.pid, &t.bin->offsets, t.bias, NULL, &big);
-	if (rc)
-		fail_msg("big ring: %s", err_msg(rc));
+	must_take_with(r, &t, &small, "small ring");
+	must_take_with(one, &t, &big, "big ring");
 	assert_true(small.runs > 1);
 	assert_true(small.ring_full > 0);
 	assert_int_equal(big.runs, 1);
