@@ -608,11 +608,11 @@ static __always_inline bool ring_has_room(__u32 size)
 	return ctl.ring_used + rec_bytes(size) + SNAP_RING_SLACK <= params.ring_size;
 }
 
-/* Writes a small record (a torn notice or a thread's registers); -1 when the
- * ring has no room for it. */
-static __always_inline int output_small(void *rec, __u32 size)
+/* Writes a small record (a torn notice or a thread's registers), leaving keep
+ * bytes of the ring free; -1 when the ring has no room for it. */
+static __always_inline int output_small(void *rec, __u32 size, __u32 keep)
 {
-	if (ctl.ring_used + rec_bytes(size) > params.ring_size || bpf_ringbuf_output(&records, rec, size, 0))
+	if (ctl.ring_used + rec_bytes(size) + keep > params.ring_size || bpf_ringbuf_output(&records, rec, size, 0))
 		return -1;
 	ctl.ring_used += rec_bytes(size);
 	return 0;
@@ -766,7 +766,7 @@ __noinline int compare_window(__u32 n, __u32 len)
 		if (len && !g_moved(p))
 			continue;
 		torn.idx = p->idx;
-		if (output_small(&torn, sizeof(torn)))
+		if (output_small(&torn, sizeof(torn), 0))
 			ctl.torn_lost = 1;
 	}
 	return 0;
@@ -1093,7 +1093,7 @@ static __always_inline void emit_thread(struct task_struct *task)
 		r.bp = BPF_CORE_READ(regs, bp);
 	}
 	/* Leaves the torn notices' room (see ring_has_room()). */
-	if (ctl.ring_used + rec_bytes(sizeof(r)) + SNAP_RING_SLACK > params.ring_size || output_small(&r, sizeof(r)))
+	if (output_small(&r, sizeof(r), SNAP_RING_SLACK))
 		ctl.threads_lost = 1;
 }
 

@@ -140,8 +140,8 @@ int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out);
 int reader_bpf_open_for(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
 			struct reader_bpf **out);
 /* Same contract as reader_snapshot, with this reader only (no fallback).
- * The records of the walk's last run stay where the walk wrote them, in the
- * reader's ring buffer (copying 10k goroutines' worth out costs ~1.5 ms): the
+ * The records stay where the walk wrote them, in the reader's ring buffers,
+ * unless a ring was used up (copying 10k goroutines' worth out costs ~1.5 ms): the
  * next snapshot of the same reader first copies them into out's own memory,
  * and closing the reader waits until out is freed. */
 int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets *off, uint64_t bias,
