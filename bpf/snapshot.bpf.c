@@ -43,7 +43,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Userspace sets the size before load. */
+/* Userspace sets the size before load, and drains it after each run: records
+ * are written with BPF_RB_NO_WAKEUP, as nothing waits on the ring (a wakeup is
+ * an interrupt raised on the walk's CPU; in a VM, an exit to the host). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24);
@@ -612,7 +614,8 @@ static __always_inline bool ring_has_room(__u32 size)
  * bytes of the ring free; -1 when the ring has no room for it. */
 static __always_inline int output_small(void *rec, __u32 size, __u32 keep)
 {
-	if (ctl.ring_used + rec_bytes(size) + keep > params.ring_size || bpf_ringbuf_output(&records, rec, size, 0))
+	if (ctl.ring_used + rec_bytes(size) + keep > params.ring_size ||
+	    bpf_ringbuf_output(&records, rec, size, BPF_RB_NO_WAKEUP))
 		return -1;
 	ctl.ring_used += rec_bytes(size);
 	return 0;
@@ -634,7 +637,7 @@ static __always_inline int emit_dynptr(struct task_struct *task, struct snap_g *
 	size = sizeof(*h) + gsz + len;
 	t0 = prof_start();
 	if (bpf_ringbuf_reserve_dynptr(&records, size, 0, &dp)) {
-		bpf_ringbuf_discard_dynptr(&dp, 0);
+		bpf_ringbuf_discard_dynptr(&dp, BPF_RB_NO_WAKEUP);
 		return -1;
 	}
 	ctl.ring_used += rec_bytes(size);
@@ -662,7 +665,7 @@ static __always_inline int emit_dynptr(struct task_struct *task, struct snap_g *
 	hp = bpf_dynptr_data(&dp, 0, sizeof(*hp));
 	if (hp)
 		*hp = *h; /* plain stores: cheaper than one more helper call */
-	bpf_ringbuf_submit_dynptr(&dp, 0);
+	bpf_ringbuf_submit_dynptr(&dp, BPF_RB_NO_WAKEUP);
 	prof_end(SNAP_PROF_EMIT, t0);
 	return 0;
 }
@@ -694,7 +697,7 @@ static __always_inline int emit_copy(struct task_struct *task, struct snap_g *h,
 	if (size > sizeof(rbuf))
 		return 0;
 	t0 = prof_start();
-	if (bpf_ringbuf_output(&records, &rbuf, size, 0))
+	if (bpf_ringbuf_output(&records, &rbuf, size, BPF_RB_NO_WAKEUP))
 		return -1;
 	ctl.ring_used += rec_bytes(size);
 	prof_end(SNAP_PROF_EMIT, t0);
@@ -837,25 +840,37 @@ static __always_inline int copy_g(struct task_struct *task, __u32 idx, __u64 gad
 	return 0;
 }
 
+/* Copies n (<= 24) bytes of the target at addr to dst: through the direct map
+ * once a snapshot's first run has set it up (dm_base is left from the last
+ * snapshot before that), else with bpf_copy_from_user_task(). */
+static __always_inline long read_small(void *dst, __u32 n, __u64 addr, struct task_struct *task)
+{
+	if (!params.setup && dm_base && !read_target(DM_PTRS, 0, n, addr, task)) {
+		__builtin_memcpy(dst, ptrs, 24);
+		return 0;
+	}
+	return copy_user(dst, n, addr, task);
+}
+
 /* Reads the allgs slice header and allglen; returns the entries to walk or -1. */
 static __always_inline int read_allgs(struct task_struct *task, __u64 *slice)
 {
-	__u64 glen = 0, n;
+	__u64 glen[3] = {}, n;
 	long rc;
 
-	rc = copy_user(slice, 24, params.allgs, task);
+	rc = read_small(slice, 24, params.allgs, task);
 	if (rc) {
 		ctl.err = rc;
 		ctl.err_addr = params.allgs;
 		return -1;
 	}
-	rc = copy_user(&glen, sizeof(glen), params.allglen, task);
+	rc = read_small(glen, sizeof(glen[0]), params.allglen, task);
 	if (rc) {
 		ctl.err = rc;
 		ctl.err_addr = params.allglen;
 		return -1;
 	}
-	n = slice[1] < glen ? slice[1] : glen;
+	n = slice[1] < glen[0] ? slice[1] : glen[0];
 	if (n > slice[2] || n > MAX_ALLGS || (n && !slice[0])) {
 		ctl.err = -22; /* EINVAL: not a goroutine list */
 		ctl.err_addr = params.allgs;
