@@ -886,7 +886,8 @@ static __always_inline int read_allgs(struct task_struct *task, __u64 *slice)
  * as soon as a task became runnable on its CPU since the run started;
  * userspace yields the CPU and runs the walk again from where it stopped.
  * Tasks that were runnable already (a busy thread of the target) are not
- * waited for: with them a run lasts its chunk, not GIVE_WAY_AFTER goroutines. */
+ * waited for: with them a run lasts params.run_busy goroutines (a short
+ * chunk's time), not GIVE_WAY_AFTER; without them, up to params.run_max. */
 #define GIVE_WAY_AFTER 8
 static __u32 run_queued; /* tasks runnable on this CPU when the run started */
 
@@ -1011,6 +1012,11 @@ __noinline int walk_one(__u32 i, struct task_struct *task __arg_trusted)
 		return 1;
 	if (i - walk_start >= GIVE_WAY_AFTER && run_queued && cpu_queued() > run_queued) {
 		ctl.gave_way = 1;
+		ctl.next = i;
+		return 1;
+	}
+	if (i - walk_start >= (run_queued == 1 ? params.run_max : params.run_busy)) {
+		ctl.run_end = 1;
 		ctl.next = i;
 		return 1;
 	}

@@ -71,6 +71,9 @@ struct snap_params {
 	__u32 threads;	 /* write a record for each thread of the target */
 	__u32 setup;	 /* find the direct map again (a new snapshot); else as the last run */
 	__u32 give_way;	 /* end a run early when a task wakes up on its CPU */
+	__u32 run_max;	 /* goroutines a run walks at most */
+	__u32 run_busy;	 /* and at most when its CPU had other tasks to run at its start */
+	__u32 pad;
 	__u64 max_phys; /* end of the highest physical RAM range, 0: direct reads off */
 };
 
@@ -94,7 +97,7 @@ struct snap_ctl {
 	__u64 direct_reads; /* copies made through the direct map, all runs */
 	__u64 slow_reads;   /* copies made by bpf_copy_from_user_task, all runs */
 	__u32 gave_way;	    /* the last run stopped early: a task woke up on its CPU */
-	__u32 pad;
+	__u32 run_end;	    /* the last run stopped at its length (params.run_max, run_busy) */
 	__u64 ring_used; /* ring bytes written since userspace last copied records out */
 };
 

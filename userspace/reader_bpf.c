@@ -3,13 +3,15 @@
  * buffer's records as struct raw_g. Also reader_snapshot(), which tries this
  * reader and falls back to process_vm_readv (reader_vm.c).
  *
- * allgs is walked in chunks of CHUNK entries, one iterator run each, by one
- * lane per CPU (two at most), each lane a loaded copy of the program with its
- * own ring, taking the next chunk as it finishes one. Two reasons: a run is
- * kernel code nothing preempts (on kernels built without preemption), so
- * short runs let the target's threads have a CPU between them whatever the
- * lanes do; and a walk mostly waits on cache misses, so two lanes take half
- * the time. Small targets get one lane, and so do large ones when the lanes
+ * allgs is walked in chunks, by one lane per CPU (two at most), each lane a
+ * loaded copy of the program with its own ring, taking the next chunk as it
+ * finishes one; chunks shrink as the walk goes (take_chunk()), so the lanes
+ * end together. A chunk takes one iterator run or more: a run walks at most
+ * CHUNK entries when another task waits for its CPU, RUN_MAX otherwise. Two
+ * reasons for lanes and short runs: a run is kernel code nothing preempts (on
+ * kernels built without preemption), so short runs let the target's threads
+ * have a CPU between them whatever the lanes do; and a walk mostly waits on
+ * cache misses, so two lanes take half the time. Small targets get one lane, and so do large ones when the lanes
  * would take every CPU for long (see ALL_CPUS_UP_TO). A run also stops early,
  * giving way, as soon as a task wakes up on its CPU (see "Giving way" in
  * snapshot.bpf.c); the lane then yields and goes on where it stopped.
@@ -50,9 +52,15 @@
 #define MIN_RING_BYTES (2u << 20) /* holds the largest record (SNAP_STACK_MAX) */
 #define MAX_RUNS       100000
 #define MAX_LANES      2
-/* allgs entries per iterator run: ~0.07 ms of kernel time on this machine
- * kind; smaller costs more runs, larger delays the target more. */
+/* allgs entries an iterator run walks at most when its CPU had other tasks
+ * waiting at its start (they wait for the run): ~0.07 ms of kernel time on
+ * this machine kind; the smallest chunk a lane takes, too. */
 #define CHUNK 128
+/* And when its CPU had none: a task that wakes up meanwhile makes the run give
+ * way. Each run costs ~10 us (an iterator to create, allgs to read again) and
+ * the drain after it reads its records from this CPU's cache while they fit
+ * there (~0.7 MB at 512). */
+#define RUN_MAX 512
 /* Fewer goroutines than this get one lane (a second one costs a load). */
 #define LANES_FROM 512
 /* More than this get one lane when the lanes would take every CPU: for the
@@ -105,10 +113,12 @@ struct reader_bpf {
 	const struct go_offsets *off;
 	struct raw_snapshot *out;
 	struct snap_params params;
-	struct buf threads; /* struct raw_thread */
-	atomic_uint next_chunk;
-	atomic_bool threads_asked; /* a lane asks for thread records, once */
-	uint32_t nchunks, chunk, chunk_size;
+	struct buf threads;	     /* struct raw_thread */
+	_Atomic uint64_t next_start; /* allgs index of the next chunk */
+	atomic_bool threads_asked;   /* a lane asks for thread records, once */
+	uint64_t walk_len;	     /* allgs entries expected; the last chunk goes on to allglen */
+	int walk_lanes;
+	uint32_t chunk_size, run_max;
 	pthread_mutex_t lock; /* out's memory, for lanes copying out of full rings */
 };
 
@@ -418,6 +428,7 @@ static struct reader_bpf *reader_new(uint32_t ring_bytes)
 	r->lanes_set = lanes && *lanes;
 	r->max_lanes = r->lanes_set ? atoi(lanes) : r->cpus;
 	r->chunk_size = chunk && atoi(chunk) > 0 ? (uint32_t)atoi(chunk) : CHUNK;
+	r->run_max = r->chunk_size > RUN_MAX ? r->chunk_size : RUN_MAX;
 	if (r->max_lanes < 1)
 		r->max_lanes = 1;
 	if (r->max_lanes > MAX_LANES)
@@ -621,7 +632,7 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 	for (unsigned int run = 0; run < MAX_RUNS;) {
 		bool was_empty = !ctl->ring_used;
 
-		ctl->walked = ctl->done = ctl->full = ctl->threads_lost = ctl->gave_way = 0;
+		ctl->walked = ctl->done = ctl->full = ctl->threads_lost = ctl->gave_way = ctl->run_end = 0;
 		rc = run_once(l);
 		p->setup = 0;
 		if (rc)
@@ -639,8 +650,8 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 		if (ctl->done && !ctl->threads_lost)
 			return 0;
 		p->threads = 0;
-		if (ctl->gave_way && !ctl->threads_lost && ctl->next > p->start) {
-			l->gave_way++;
+		if ((ctl->gave_way || ctl->run_end) && !ctl->threads_lost && ctl->next > p->start) {
+			l->gave_way += ctl->gave_way;
 			p->start = ctl->next;
 			continue;
 		}
@@ -659,16 +670,35 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 	return err_set(EAGAIN, "pid %d: the BPF walk did not finish in %d runs", (int)pid, MAX_RUNS);
 }
 
+/* Takes the next chunk of allgs, [*start, *end): a share of what is left
+ * for each lane, so that chunks shrink as the walk goes and the lanes end
+ * together, but never less than the reader's chunk size. The last chunk goes
+ * on to the end of allgs, however long it has grown. */
+static bool take_chunk(struct reader_bpf *r, uint32_t *start, uint32_t *end)
+{
+	uint64_t s = atomic_load(&r->next_start), n;
+
+	do {
+		if (s >= r->walk_len)
+			return false;
+		n = (r->walk_len - s) / (2 * (uint64_t)r->walk_lanes);
+		if (n < r->chunk_size)
+			n = r->chunk_size;
+	} while (!atomic_compare_exchange_weak(&r->next_start, &s, s + n));
+	*start = (uint32_t)s;
+	*end = s + n >= r->walk_len ? UINT32_MAX : (uint32_t)(s + n);
+	return true;
+}
+
 /* A lane's part of a snapshot: chunks of allgs until there are none left. */
 static void *lane_walk(void *arg)
 {
 	struct lane *l = arg;
 	struct reader_bpf *r = l->r;
-	unsigned int c;
+	uint32_t start, end;
 
 	l->rc = 0;
-	while (!l->rc && (c = atomic_fetch_add(&r->next_chunk, 1)) < r->nchunks) {
-		uint32_t start = c * r->chunk, end = c + 1 == r->nchunks ? UINT32_MAX : start + r->chunk;
+	while (!l->rc && take_chunk(r, &start, &end)) {
 		/* Thread records with the first chunk taken (a lane may get none). */
 		bool threads = !atomic_exchange(&r->threads_asked, true);
 
@@ -692,6 +722,8 @@ static int lane_start(struct lane *l, size_t hint)
 	p->max_phys = l->r->max_phys;
 	p->setup = 1;
 	p->give_way = !l->r->no_give_way;
+	p->run_busy = l->r->chunk_size;
+	p->run_max = l->r->run_max;
 	memset(&l->skel->bss->ctl, 0, sizeof(l->skel->bss->ctl));
 	memset(&l->skel->bss->prof, 0, sizeof(l->skel->bss->prof));
 	memset(&l->prof, 0, sizeof(l->prof));
@@ -811,9 +843,10 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	join_loader(r);
 	if (lanes > r->nlanes)
 		lanes = r->nlanes;
-	r->chunk = r->params.max_goroutines == UINT32_MAX ? r->chunk_size : UINT32_MAX;
-	r->nchunks = hint && r->chunk != UINT32_MAX ? (hint + r->chunk - 1) / r->chunk : 1;
-	atomic_store(&r->next_chunk, 0);
+	/* A walk limited to max_goroutines is one chunk: it counts per lane. */
+	r->walk_len = hint && r->params.max_goroutines == UINT32_MAX ? hint : 1;
+	r->walk_lanes = lanes;
+	atomic_store(&r->next_start, 0);
 	atomic_store(&r->threads_asked, false);
 	for (int i = 0; i < lanes && !rc; i++)
 		rc = lane_start(&r->lane[i], hint / lanes + CHUNK);

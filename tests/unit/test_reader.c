@@ -22,7 +22,9 @@
 #include <linux/capability.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -771,6 +773,64 @@ static void test_reader_bpf_gives_way_to_a_waking_thread(void **state)
 	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
 }
 
+static atomic_bool spin_on;
+
+static void *spin(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&spin_on))
+		;
+	return NULL;
+}
+
+/* A run walks up to RUN_MAX (512) goroutines when nothing else waits for its
+ * CPU, but only CHUNK (128) when a task does: with a busy thread on the
+ * walk's one CPU, 4000 goroutines take at least 4000 / 128 runs, and
+ * without it about half as many at most; both see every goroutine once. */
+static void test_reader_bpf_runs_are_short_while_a_task_waits(void **state)
+{
+	const char *path = fixture("1.23", "");
+	struct raw_snapshot idle = {0}, busy = {0};
+	struct reader_bpf *r;
+	cpu_set_t all, one;
+	pthread_t spinner;
+	struct target t;
+
+	if (!path || !bpf)
+		skip();
+	target_start(&t, path, 4000);
+	wait_parked(&t, 4000);
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	setenv("GLIMPSE_BPF_LANES", "1", 1);
+	if (reader_bpf_open(&r))
+		fail_msg("reader_bpf_open: %s", err_msg(-1));
+	unsetenv("GLIMPSE_BPF_LANES");
+	must_take_with(r, &t, &idle, "idle CPU");
+	atomic_store(&spin_on, true);
+	assert_int_equal(pthread_create(&spinner, NULL, spin, NULL), 0); /* inherits the one CPU */
+	usleep(20000);
+	must_take_with(r, &t, &busy, "busy CPU");
+	atomic_store(&spin_on, false);
+	pthread_join(spinner, NULL);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	printf("4000 workers, one lane: %u runs (%u gave way) on an idle CPU, %u (%u) beside a busy thread\n",
+	       idle.runs, idle.gave_way, busy.runs, busy.gave_way);
+	assert_true(busy.runs >= busy.allglen / 128);
+	assert_true(2 * (idle.runs - idle.gave_way) <= busy.allglen / 128);
+	assert_int_equal(main_goroutines(&t, &idle), main_goroutines(&t, &busy));
+	assert_true(main_goroutines(&t, &busy) >= 4000);
+	for (size_t i = 1; i < busy.n; i++)
+		if (busy.gs[i].idx <= busy.gs[i - 1].idx)
+			fail_msg("allgs entry %u after %u", busy.gs[i].idx, busy.gs[i - 1].idx);
+	raw_snapshot_free(&idle);
+	raw_snapshot_free(&busy);
+	reader_bpf_close(r);
+	target_stop(&t);
+}
+
 /* Two lanes from LANES_FROM goroutines on; but over ALL_CPUS_UP_TO (16384), not
  * every CPU: the target's threads keep one for themselves. */
 static void test_reader_bpf_leaves_a_cpu_to_a_large_target(void **state)
@@ -1392,6 +1452,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_reader_bpf_direct_map_without_cap_sys_admin, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_lanes_split_the_walk, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_gives_way_to_a_waking_thread, kill_children),
+	    cmocka_unit_test_teardown(test_reader_bpf_runs_are_short_while_a_task_waits, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_leaves_a_cpu_to_a_large_target, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_snapshot_outlives_its_ring, kill_children),
 	    cmocka_unit_test_teardown(test_reader_marks_goroutines_that_move_as_torn, kill_children),
