@@ -727,6 +727,7 @@ static int lane_start(struct lane *l, size_t hint)
 	memset(&l->skel->bss->ctl, 0, sizeof(l->skel->bss->ctl));
 	memset(&l->skel->bss->prof, 0, sizeof(l->skel->bss->prof));
 	memset(&l->prof, 0, sizeof(l->prof));
+	l->rc = 0;
 	l->runs = 0;
 	l->gave_way = 0;
 	l->ring_full = 0;
@@ -738,28 +739,111 @@ static int lane_start(struct lane *l, size_t hint)
 	return 0;
 }
 
-/* Keeps this thread on its CPU and helper on another one (saving this
- * thread's CPU set in saved): left to the scheduler, the two lanes, yielding
- * after every run, often end up sharing a CPU. */
-static bool pin_apart(pthread_t helper, cpu_set_t *saved)
+/* The second lane's thread. It is started before the walk (creating a
+ * thread and moving it to another CPU took 70-110 us here, all of it before
+ * the first lane could start) and waits, spinning, for the go. */
+struct helper {
+	pthread_t thread;
+	struct lane *lane;
+	atomic_int go;	  /* 0: wait, 1: walk, -1: no walk after all */
+	atomic_bool done; /* it walked, or will not */
+	bool started;
+	bool pinned;	 /* this thread and the helper are on CPUs of their own */
+	cpu_set_t saved; /* this thread's CPUs before */
+};
+
+/* How long a helper spins for its go: far more than setting up ever takes. */
+#define HELPER_WAIT_NS 50000000ull
+/* How long the first lane spins for the helper to finish before sleeping. */
+#define HELPER_SPIN_NS 5000000ull
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void *helper_main(void *arg)
+{
+	struct helper *h = arg;
+	uint64_t until = reader_now_ns(CLOCK_MONOTONIC) + HELPER_WAIT_NS;
+	int go;
+
+	for (unsigned int n = 1; !(go = atomic_load_explicit(&h->go, memory_order_acquire)); n++) {
+		cpu_relax();
+		/* Given up: the first lane takes the chunks. */
+		if (!(n & 1023) && reader_now_ns(CLOCK_MONOTONIC) > until)
+			break;
+	}
+	if (go > 0)
+		lane_walk(h->lane);
+	atomic_store_explicit(&h->done, true, memory_order_release);
+	return NULL;
+}
+
+/* Starts the helper for lane l on a CPU other than this thread's, and keeps
+ * this thread on its own: left to the scheduler, the two lanes, yielding after
+ * every run, often end up sharing a CPU. */
+static void helper_start(struct helper *h, struct lane *l)
 {
 	int cpu = sched_getcpu(), other = -1;
+	pthread_attr_t attr;
 	cpu_set_t one;
 
-	if (cpu < 0 || sched_getaffinity(0, sizeof(*saved), saved))
-		return false;
-	for (int c = 0; c < CPU_SETSIZE && other < 0; c++)
-		if (c != cpu && CPU_ISSET(c, saved))
-			other = c;
-	if (other < 0)
-		return false;
-	CPU_ZERO(&one);
-	CPU_SET(other, &one);
-	if (pthread_setaffinity_np(helper, sizeof(one), &one))
-		return false;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	return !sched_setaffinity(0, sizeof(one), &one);
+	memset(h, 0, sizeof(*h));
+	h->lane = l;
+	if (cpu >= 0 && !sched_getaffinity(0, sizeof(h->saved), &h->saved))
+		for (int c = 0; c < CPU_SETSIZE && other < 0; c++)
+			if (c != cpu && CPU_ISSET(c, &h->saved))
+				other = c;
+	if (pthread_attr_init(&attr))
+		return;
+	if (other >= 0) {
+		CPU_ZERO(&one);
+		CPU_SET(other, &one);
+		if (!pthread_attr_setaffinity_np(&attr, sizeof(one), &one)) {
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			h->pinned = !sched_setaffinity(0, sizeof(one), &one);
+		}
+	}
+	h->started = !pthread_create(&h->thread, h->pinned ? &attr : NULL, helper_main, h);
+	pthread_attr_destroy(&attr);
+}
+
+/* Lets the helper walk, or tells it there is no walk after all. */
+static void helper_go(struct helper *h, bool go)
+{
+	atomic_store_explicit(&h->go, go ? 1 : -1, memory_order_release);
+}
+
+/* Waits for the helper to be done, spinning a while: a thread that sleeps
+ * in pthread_join() is woken ~0.1 ms late here (an idle virtual CPU). The
+ * helper may not have exited yet: helper_end() joins it. */
+static void helper_wait(struct helper *h)
+{
+	uint64_t until = reader_now_ns(CLOCK_MONOTONIC) + HELPER_SPIN_NS;
+
+	for (unsigned int n = 1; h->started && !atomic_load_explicit(&h->done, memory_order_acquire); n++) {
+		cpu_relax();
+		if (!(n & 1023) && reader_now_ns(CLOCK_MONOTONIC) > until)
+			break;
+	}
+	if (h->started && !atomic_load_explicit(&h->done, memory_order_acquire)) {
+		pthread_join(h->thread, NULL);
+		h->started = false;
+	}
+}
+
+/* Ends the helper, and this thread's pinning. */
+static void helper_end(struct helper *h)
+{
+	if (h->started)
+		pthread_join(h->thread, NULL);
+	if (h->pinned)
+		sched_setaffinity(0, sizeof(h->saved), &h->saved);
+	h->started = h->pinned = false;
 }
 
 /* Appends the lanes' raw_gs to gs in allgs order (each lane's are). */
@@ -820,8 +904,7 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 			const struct read_limits *lim, struct raw_snapshot *out)
 {
 	struct buf gs = {0};
-	pthread_t helper;
-	bool helper_started = false;
+	struct helper helper = {0};
 	uint64_t t0, t1;
 	size_t hint;
 	int rc, lanes = 1;
@@ -843,6 +926,8 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	join_loader(r);
 	if (lanes > r->nlanes)
 		lanes = r->nlanes;
+	if (lanes > 1)
+		helper_start(&helper, &r->lane[1]);
 	/* A walk limited to max_goroutines is one chunk: it counts per lane. */
 	r->walk_len = hint && r->params.max_goroutines == UINT32_MAX ? hint : 1;
 	r->walk_lanes = lanes;
@@ -854,20 +939,11 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	out->reader = "bpf";
 	out->started_ns = reader_now_ns(CLOCK_REALTIME);
 	t0 = reader_now_ns(CLOCK_MONOTONIC);
-	if (!rc && lanes > 1)
-		helper_started = !pthread_create(&helper, NULL, lane_walk, &r->lane[1]);
-	if (!rc) {
-		cpu_set_t saved;
-		bool pinned = helper_started && pin_apart(helper, &saved);
-
+	helper_go(&helper, !rc);
+	/* Without a helper (or when it gave up waiting) this lane takes every chunk. */
+	if (!rc)
 		lane_walk(&r->lane[0]);
-		if (helper_started)
-			pthread_join(helper, NULL);
-		else if (lanes > 1)
-			lane_walk(&r->lane[1]); /* no thread: the chunks it did not take */
-		if (pinned)
-			sched_setaffinity(0, sizeof(saved), &saved);
-	}
+	helper_wait(&helper);
 	for (int i = 0; i < lanes; i++) {
 		struct lane *l = &r->lane[i];
 
@@ -877,6 +953,7 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 		l->link = NULL;
 	}
 	if (rc) {
+		helper_end(&helper);
 		buf_free(&gs);
 		raw_snapshot_free(out);
 		return rc;
@@ -911,6 +988,7 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	memcpy(out->threads, r->threads.p, r->threads.len);
 	reader_finish(out, &gs);
 	out->duration_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
+	helper_end(&helper);
 	if (out->n && records_in_ring(r, out)) {
 		r->pin = xcalloc(1, sizeof(*r->pin));
 		*r->pin = (struct reader_pin){.r = r, .gs = out->gs, .n = out->n};
