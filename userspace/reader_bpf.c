@@ -733,6 +733,7 @@ static int lane_start(struct lane *l, size_t hint)
 	l->ring_full = 0;
 	l->gs.len = 0;
 	buf_grow(&l->gs, hint * sizeof(struct raw_g));
+	reader_prefault(&l->gs); /* the drains write there */
 	l->link = attach(l, l->r->pid);
 	if (!l->link)
 		return err_set(errno, "attaching the BPF task iterator: %s", strerror(errno));
@@ -934,7 +935,7 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	atomic_store(&r->next_start, 0);
 	atomic_store(&r->threads_asked, false);
 	for (int i = 0; i < lanes && !rc; i++)
-		rc = lane_start(&r->lane[i], hint / lanes + CHUNK);
+		rc = lane_start(&r->lane[i], hint + CHUNK); /* as much as one lane might take */
 	out->setup_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
 	out->reader = "bpf";
 	out->started_ns = reader_now_ns(CLOCK_REALTIME);

@@ -351,8 +351,13 @@ size_t reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapsho
 	if (out)
 		reader_alloc(out, 0, bytes);
 	buf_grow(gs, n * sizeof(struct raw_g));
-	prefault(gs->p + gs->len, gs->cap - gs->len);
+	reader_prefault(gs);
 	return all;
+}
+
+void reader_prefault(struct buf *b)
+{
+	prefault(b->p + b->len, b->cap - b->len);
 }
 
 /* The user sp and pc of thread tid while it sleeps in the kernel, from
