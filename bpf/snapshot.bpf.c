@@ -1086,6 +1086,7 @@ static __always_inline void walk(struct task_struct *task)
 	walk_end = end;
 	walk_gsz = params.g_size > SNAP_G_MAX ? SNAP_G_MAX : params.g_size;
 	run_queued = cpu_queued();
+	ctl.run_queued = run_queued;
 	bpf_for(i, params.start, end)
 	{
 		if (walk_one(i, task))

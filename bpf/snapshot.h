@@ -98,7 +98,8 @@ struct snap_ctl {
 	__u64 slow_reads;   /* copies made by bpf_copy_from_user_task, all runs */
 	__u32 gave_way;	    /* the last run stopped early: a task woke up on its CPU */
 	__u32 run_end;	    /* the last run stopped at its length (params.run_max, run_busy) */
-	__u64 ring_used; /* ring bytes written since userspace last copied records out */
+	__u32 run_queued;   /* tasks runnable on the last run's CPU as it started (0: unknown) */
+	__u64 ring_used;    /* ring bytes written since userspace last copied records out */
 };
 
 /* Why the walk did not read through the direct map (snap_ctl.direct_off). */

@@ -54,6 +54,9 @@ def run_unit(path, filters):
           f"{counts['skipped']} skipped ({dt:.1f}s)", flush=True)
     if counts["failed"]:
         failures.append(name)
+        # What failed where first (CI logs may show only a part), then the end of the output.
+        why = [l for l in out.splitlines() if re.match(r"\[  (ERROR   |FAILED  )\] |\[   LINE   \]", l)]
+        print("\n".join("     ! " + l for l in why[:30]), flush=True)
         print("\n".join("     | " + l for l in out.splitlines()[-60:]), flush=True)
     else:
         for l in out.splitlines():

@@ -85,10 +85,14 @@ struct lane {
 	const uint8_t *ring_lo, *ring_hi; /* where records were seen in the ring's mapping */
 	/* The snapshot being taken. */
 	struct bpf_link *link;
-	struct buf gs;	 /* this lane's struct raw_g, in allgs order */
+	struct buf gs; /* this lane's struct raw_g, in allgs order */
 	unsigned int runs;
-	unsigned int gave_way; /* runs that stopped early for another task */
-	unsigned int ring_full; /* runs that stopped for a full ring */
+	unsigned int gave_way;	   /* runs that stopped early for another task */
+	unsigned int ring_full;	   /* runs that stopped for a full ring */
+	unsigned int idle_runs;	   /* runs that started with nothing else runnable on their CPU */
+	unsigned int longest_idle; /* most allgs entries one of those walked */
+	unsigned int longest_busy; /* and one of the others */
+	unsigned int idle_cut;	   /* runs that started idle but ended at their length short of run_max */
 	struct bpf_profile prof;
 	int rc;
 	char msg[512]; /* rc's message (errors are per thread) */
@@ -615,6 +619,21 @@ static int run_once(struct lane *l)
 	return 0;
 }
 
+/* Counts the run that just walked from start, by what it found on its CPU. */
+static void count_run(struct lane *l, const struct snap_ctl *ctl, uint32_t start)
+{
+	uint32_t n = ctl->next > start ? ctl->next - start : 0;
+
+	if (ctl->run_queued == 1) {
+		l->idle_runs++;
+		l->idle_cut += ctl->run_end && n < l->r->run_max;
+		if (n > l->longest_idle)
+			l->longest_idle = n;
+	} else if (n > l->longest_busy) {
+		l->longest_busy = n;
+	}
+}
+
 /* Walks allgs entries [start, end) (end: or allglen), draining the ring and
  * going on from where the walk stopped whenever it fills up. */
 static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads)
@@ -647,6 +666,7 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 			return reader_allgs_error(ctl->err, pid, ctl->err_addr);
 		if (!ctl->walked)
 			return err_set(ESRCH, "no process with pid %d", (int)pid);
+		count_run(l, ctl, p->start);
 		if (ctl->done && !ctl->threads_lost)
 			return 0;
 		p->threads = 0;
@@ -731,6 +751,7 @@ static int lane_start(struct lane *l, size_t hint)
 	l->runs = 0;
 	l->gave_way = 0;
 	l->ring_full = 0;
+	l->idle_runs = l->longest_idle = l->longest_busy = l->idle_cut = 0;
 	l->gs.len = 0;
 	buf_grow(&l->gs, hint * sizeof(struct raw_g));
 	reader_prefault(&l->gs); /* the drains write there */
@@ -972,6 +993,12 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 		out->runs += l->runs;
 		out->gave_way += l->gave_way;
 		out->ring_full += l->ring_full;
+		out->idle_runs += l->idle_runs;
+		out->idle_cut += l->idle_cut;
+		if (l->longest_idle > out->longest_idle)
+			out->longest_idle = l->longest_idle;
+		if (l->longest_busy > out->longest_busy)
+			out->longest_busy = l->longest_busy;
 		if (ctl->torn_lost)
 			for (size_t k = 0; k < l->gs.len / sizeof(struct raw_g); k++)
 				((struct raw_g *)l->gs.p)[k].torn = true;
