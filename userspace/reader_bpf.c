@@ -779,11 +779,12 @@ struct helper {
 /* How long the first lane spins for the helper to finish before sleeping. */
 #define HELPER_SPIN_NS 5000000ull
 
-static inline void cpu_relax(void)
+/* One turn of a spin-wait: gives the CPU to any task waiting for it (a
+ * thread of the target that woke up there must not wait for a spinning
+ * glimpse), and returns at once, in about a microsecond, when none does. */
+static inline void spin_turn(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
+	sched_yield();
 }
 
 static void *helper_main(void *arg)
@@ -793,9 +794,9 @@ static void *helper_main(void *arg)
 	int go;
 
 	for (unsigned int n = 1; !(go = atomic_load_explicit(&h->go, memory_order_acquire)); n++) {
-		cpu_relax();
+		spin_turn();
 		/* Given up: the first lane takes the chunks. */
-		if (!(n & 1023) && reader_now_ns(CLOCK_MONOTONIC) > until)
+		if (!(n & 63) && reader_now_ns(CLOCK_MONOTONIC) > until)
 			break;
 	}
 	if (go > 0)
@@ -848,8 +849,8 @@ static void helper_wait(struct helper *h)
 	uint64_t until = reader_now_ns(CLOCK_MONOTONIC) + HELPER_SPIN_NS;
 
 	for (unsigned int n = 1; h->started && !atomic_load_explicit(&h->done, memory_order_acquire); n++) {
-		cpu_relax();
-		if (!(n & 1023) && reader_now_ns(CLOCK_MONOTONIC) > until)
+		spin_turn();
+		if (!(n & 63) && reader_now_ns(CLOCK_MONOTONIC) > until)
 			break;
 	}
 	if (h->started && !atomic_load_explicit(&h->done, memory_order_acquire)) {

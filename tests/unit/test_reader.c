@@ -760,11 +760,11 @@ static void *nap(void *arg)
 /* A run stops early when a thread wakes up on its CPU, and the walk goes on
  * where it stopped: every goroutine once, in allgs order, as many as a walk
  * that never stops. The thread that wakes (1 ms into the walk, pinned to the
- * walk's CPU) is a SCHED_BATCH one: a normal thread that wakes is mostly given
- * the CPU at once, by the kernel's own cond_resched() in the page walk of
- * bpf_copy_from_user_task, before the run can see it waiting; one that does
- * not preempt on waking stays runnable, as a woken thread does between such
- * points. On a busy machine the walk may start only after that thread woke:
+ * walk's CPU) is a SCHED_BATCH one: a normal thread that wakes mostly gets the
+ * CPU at once (a preemptible kernel preempts the walk for it, as these test
+ * machines' does; elsewhere bpf_copy_from_user_task's cond_resched() may),
+ * before the run can see it waiting; one that does not preempt on waking
+ * stays runnable, as a woken thread does on a kernel without preemption. On a busy machine the walk may start only after that thread woke:
  * up to 20 walks are tried for one that gives way. */
 static void test_reader_bpf_gives_way_to_a_waking_thread(void **state)
 {
