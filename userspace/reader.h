@@ -71,6 +71,17 @@ struct raw_thread {
 
 struct raw_block;
 
+/* How a BPF walk went, run by run (see reader_bpf.c). */
+struct reader_runs {
+	unsigned int runs;	   /* iterator runs */
+	unsigned int gave_way;	   /* runs that stopped early for a task waking up on their CPU */
+	unsigned int ring_full;	   /* runs that stopped for a full ring, whose records were then copied out */
+	unsigned int idle_runs;	   /* runs that started with no other task waiting for their CPU */
+	unsigned int longest_idle; /* most allgs entries one such run walked */
+	unsigned int longest_busy; /* most allgs entries one of the other runs walked */
+	unsigned int idle_cut;	   /* runs that started idle yet stopped at their length short of 512 (a bug) */
+};
+
 struct raw_snapshot {
 	const char *reader; /* "bpf" or "process_vm_readv" (static strings) */
 	const char *copy;   /* how bpf copied: "direct map", "dynptr" or "buffered" (see
@@ -81,23 +92,17 @@ struct raw_snapshot {
 	struct raw_g *gs;
 	size_t nthreads;
 	struct raw_thread *threads;
-	uint64_t started_ns;	   /* CLOCK_REALTIME when the copy started */
-	uint64_t duration_ns;	   /* wall time of the copy (BPF load excluded) */
-	uint64_t setup_ns;	   /* BPF load and attach time, 0 for process_vm_readv */
-	size_t torn;		   /* goroutines marked torn */
-	size_t allglen;		   /* entries of allgs seen (dead ones included) */
-	bool truncated;		   /* stopped at max_goroutines */
-	unsigned int runs;	   /* iterator runs, all lanes (see reader_bpf.c) */
-	unsigned int gave_way;	   /* runs that stopped early for a task waking up on their CPU */
-	unsigned int ring_full;	   /* runs that stopped for a full ring, whose records were then copied out */
-	unsigned int idle_runs;	   /* runs that started with no other task waiting for their CPU */
-	unsigned int longest_idle; /* most allgs entries one such run walked */
-	unsigned int longest_busy; /* most allgs entries one of the other runs walked */
-	unsigned int idle_cut;	   /* runs that started idle yet stopped at their length short of 512 (a bug) */
-	unsigned int lanes;	   /* bpf: copies of the walk that ran side by side */
-	char fallback[256];	   /* why BPF was not used ("" when it was, or not allowed) */
-	struct raw_block *blocks;  /* internal: the memory hdr and stack point into */
-	struct reader_pin *pin;	   /* internal: the BPF ring the last run's records are in */
+	uint64_t started_ns;	  /* CLOCK_REALTIME when the copy started */
+	uint64_t duration_ns;	  /* wall time of the copy (BPF load excluded) */
+	uint64_t setup_ns;	  /* BPF load and attach time, 0 for process_vm_readv */
+	size_t torn;		  /* goroutines marked torn */
+	size_t allglen;		  /* entries of allgs seen (dead ones included) */
+	bool truncated;		  /* stopped at max_goroutines */
+	struct reader_runs walk;  /* bpf: its runs, all lanes */
+	unsigned int lanes;	  /* bpf: copies of the walk that ran side by side */
+	char fallback[256];	  /* why BPF was not used ("" when it was, or not allowed) */
+	struct raw_block *blocks; /* internal: the memory hdr and stack point into */
+	struct reader_pin *pin;	  /* internal: the BPF ring the last run's records are in */
 };
 
 /* Copies every live goroutine of pid. off are the target binary's runtime

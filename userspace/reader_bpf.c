@@ -86,13 +86,7 @@ struct lane {
 	/* The snapshot being taken. */
 	struct bpf_link *link;
 	struct buf gs; /* this lane's struct raw_g, in allgs order */
-	unsigned int runs;
-	unsigned int gave_way;	   /* runs that stopped early for another task */
-	unsigned int ring_full;	   /* runs that stopped for a full ring */
-	unsigned int idle_runs;	   /* runs that started with nothing else runnable on their CPU */
-	unsigned int longest_idle; /* most allgs entries one of those walked */
-	unsigned int longest_busy; /* and one of the others */
-	unsigned int idle_cut;	   /* runs that started idle but ended at their length short of run_max */
+	struct reader_runs walk;
 	struct bpf_profile prof;
 	int rc;
 	char msg[512]; /* rc's message (errors are per thread) */
@@ -609,7 +603,7 @@ static int run_once(struct lane *l)
 	if (rc)
 		return err_set(-rc, "running the BPF task iterator for pid %d: %s", (int)pid, strerror(-rc));
 	l->prof.iter += reader_now_ns(CLOCK_MONOTONIC) - t0;
-	l->runs++;
+	l->walk.runs++;
 	/* Kernel code nothing preempts ran for the whole run: a thread of the
 	 * target that woke up meanwhile may be waiting for this CPU, which the
 	 * scheduler would give it only at its next tick (4 ms at 250 Hz). When
@@ -624,14 +618,30 @@ static void count_run(struct lane *l, const struct snap_ctl *ctl, uint32_t start
 {
 	uint32_t n = ctl->next > start ? ctl->next - start : 0;
 
+	struct reader_runs *w = &l->walk;
+
 	if (ctl->run_queued == 1) {
-		l->idle_runs++;
-		l->idle_cut += ctl->run_end && n < l->r->run_max;
-		if (n > l->longest_idle)
-			l->longest_idle = n;
-	} else if (n > l->longest_busy) {
-		l->longest_busy = n;
+		w->idle_runs++;
+		w->idle_cut += ctl->run_end && n < l->r->run_max;
+		if (n > w->longest_idle)
+			w->longest_idle = n;
+	} else if (n > w->longest_busy) {
+		w->longest_busy = n;
 	}
+}
+
+/* Adds a lane's runs to a snapshot's. */
+static void runs_add(struct reader_runs *to, const struct reader_runs *w)
+{
+	to->runs += w->runs;
+	to->gave_way += w->gave_way;
+	to->ring_full += w->ring_full;
+	to->idle_runs += w->idle_runs;
+	to->idle_cut += w->idle_cut;
+	if (w->longest_idle > to->longest_idle)
+		to->longest_idle = w->longest_idle;
+	if (w->longest_busy > to->longest_busy)
+		to->longest_busy = w->longest_busy;
 }
 
 /* Walks allgs entries [start, end) (end: or allglen), draining the ring and
@@ -671,7 +681,7 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 			return 0;
 		p->threads = 0;
 		if ((ctl->gave_way || ctl->run_end) && !ctl->threads_lost && ctl->next > p->start) {
-			l->gave_way += ctl->gave_way;
+			l->walk.gave_way += ctl->gave_way;
 			p->start = ctl->next;
 			continue;
 		}
@@ -679,7 +689,7 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 			return err_set(ENOSPC, "a goroutine record does not fit in the BPF ring buffer");
 		/* The ring is used up: copy the lane's records out of it, and
 		 * let the next run write over them. */
-		l->ring_full += ctl->full;
+		l->walk.ring_full += ctl->full;
 		evacuate(l->r, (struct raw_g *)l->gs.p, l->gs.len / sizeof(struct raw_g), alloc_snapshot, l->r);
 		ctl->ring_used = 0;
 		p->start = ctl->next;
@@ -748,10 +758,7 @@ static int lane_start(struct lane *l, size_t hint)
 	memset(&l->skel->bss->prof, 0, sizeof(l->skel->bss->prof));
 	memset(&l->prof, 0, sizeof(l->prof));
 	l->rc = 0;
-	l->runs = 0;
-	l->gave_way = 0;
-	l->ring_full = 0;
-	l->idle_runs = l->longest_idle = l->longest_busy = l->idle_cut = 0;
+	memset(&l->walk, 0, sizeof(l->walk));
 	l->gs.len = 0;
 	buf_grow(&l->gs, hint * sizeof(struct raw_g));
 	reader_prefault(&l->gs); /* the drains write there */
@@ -901,7 +908,7 @@ static void print_profile(const struct reader_bpf *r, int lanes, const struct ra
 
 	fprintf(stderr,
 		"glimpse bpf reader: %zu goroutines in %.3f ms (%.3f us each), %d lane(s), %u run(s), %s copy\n",
-		out->n, out->duration_ns / 1e6, out->duration_ns / 1e3 / n, lanes, out->runs, out->copy);
+		out->n, out->duration_ns / 1e6, out->duration_ns / 1e3 / n, lanes, out->walk.runs, out->copy);
 	for (int k = 0; k < lanes; k++) {
 		const struct lane *l = &r->lane[k];
 		const struct snap_prof *p = &l->skel->bss->prof;
@@ -910,8 +917,8 @@ static void print_profile(const struct reader_bpf *r, int lanes, const struct ra
 		fprintf(stderr,
 			" lane %d: %zu goroutines, %u runs (%u gave way, %u filled the ring of %u MiB), iterator %.3f ms, "
 			"drain %.3f ms\n",
-			k, l->gs.len / sizeof(struct raw_g), l->runs, l->gave_way, l->ring_full, r->ring_bytes >> 20,
-			l->prof.iter / 1e6, l->prof.drain / 1e6);
+			k, l->gs.len / sizeof(struct raw_g), l->walk.runs, l->walk.gave_way, l->walk.ring_full,
+			r->ring_bytes >> 20, l->prof.iter / 1e6, l->prof.drain / 1e6);
 		fprintf(stderr, "  direct map reads %s: %llu direct, %llu through bpf_copy_from_user_task\n",
 			direct_off_why(ctl->direct_off), (unsigned long long)ctl->direct_reads,
 			(unsigned long long)ctl->slow_reads);
@@ -991,15 +998,7 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 		out->direct_reads += ctl->direct_reads;
 		out->slow_reads += ctl->slow_reads;
 		out->truncated |= ctl->truncated;
-		out->runs += l->runs;
-		out->gave_way += l->gave_way;
-		out->ring_full += l->ring_full;
-		out->idle_runs += l->idle_runs;
-		out->idle_cut += l->idle_cut;
-		if (l->longest_idle > out->longest_idle)
-			out->longest_idle = l->longest_idle;
-		if (l->longest_busy > out->longest_busy)
-			out->longest_busy = l->longest_busy;
+		runs_add(&out->walk, &l->walk);
 		if (ctl->torn_lost)
 			for (size_t k = 0; k < l->gs.len / sizeof(struct raw_g); k++)
 				((struct raw_g *)l->gs.p)[k].torn = true;

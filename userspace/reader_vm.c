@@ -862,7 +862,7 @@ int reader_vm_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, c
 	}
 	reader_finish(out, &gs);
 	out->duration_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
-	out->runs = 1;
+	out->walk.runs = 1;
 	if (reader_profiling())
 		print_profile(out, &prof);
 	return 0;

@@ -514,7 +514,7 @@ static void check_fixture(const char *path)
 	check_count(&t, false);
 	check_alive(&t);
 	printf("%-36s %zu goroutines, %zu threads: bpf %.2f ms (%u run), vm %.2f ms\n", path, v.n, v.nthreads,
-	       b.duration_ns / 1e6, b.runs, v.duration_ns / 1e6);
+	       b.duration_ns / 1e6, b.walk.runs, v.duration_ns / 1e6);
 	raw_snapshot_free(&b);
 	raw_snapshot_free(&v);
 	target_stop(&t);
@@ -715,11 +715,11 @@ static void test_reader_bpf_lanes_split_the_walk(void **state)
 				fail_msg("%s lanes, chunks of %s: allgs entry %u after %u", cfg[k][0], cfg[k][1],
 					 s[k].gs[i].idx, s[k].gs[i - 1].idx);
 		printf("%s lane(s), chunks of %-6s ring %2u MiB: %zu goroutines, %u runs, %.2f ms\n", cfg[k][0],
-		       cfg[k][1], ring[k] ? ring[k] >> 20 : 32, s[k].n, s[k].runs, s[k].duration_ns / 1e6);
+		       cfg[k][1], ring[k] ? ring[k] >> 20 : 32, s[k].n, s[k].walk.runs, s[k].duration_ns / 1e6);
 	}
-	assert_int_equal(s[0].runs, 1);
-	assert_true(s[2].runs >= s[2].allglen / 7);
-	assert_true(s[3].runs > s[1].runs); /* the rings filled up */
+	assert_int_equal(s[0].walk.runs, 1);
+	assert_true(s[2].walk.runs >= s[2].allglen / 7);
+	assert_true(s[3].walk.runs > s[1].walk.runs); /* the rings filled up */
 	for (int k = 1; k < 4; k++) {
 		assert_int_equal(main_goroutines(&t, &s[0]), main_goroutines(&t, &s[k]));
 		check_agree(&t, &s[0], &s[k]);
@@ -760,12 +760,12 @@ static void *nap(void *arg)
 /* A run stops early when a thread wakes up on its CPU, and the walk goes on
  * where it stopped: every goroutine once, in allgs order, as many as a walk
  * that never stops. The thread that wakes (1 ms into the walk, pinned to the
- * walk's CPU) is a SCHED_BATCH one: a normal thread that wakes mostly gets the
- * CPU at once (a preemptible kernel preempts the walk for it, as these test
- * machines' does; elsewhere bpf_copy_from_user_task's cond_resched() may),
- * before the run can see it waiting; one that does not preempt on waking
- * stays runnable, as a woken thread does on a kernel without preemption. On a busy machine the walk may start only after that thread woke:
- * up to 20 walks are tried for one that gives way. */
+ * walk's CPU) is a SCHED_BATCH one: on these machines a normal thread that
+ * wakes mostly gets the CPU at once, before the run can see it waiting (the
+ * kernel preempts the walk, or switches at a cond_resched() in a copy); one
+ * that does not preempt on waking stays runnable, as a woken thread does on a
+ * kernel without preemption. On a busy machine the walk may start only after
+ * that thread woke: up to 20 walks are tried for one that gives way. */
 static void test_reader_bpf_gives_way_to_a_waking_thread(void **state)
 {
 	const char *path = fixture("1.23", "");
@@ -802,17 +802,17 @@ static void test_reader_bpf_gives_way_to_a_waking_thread(void **state)
 		usleep(2000);
 		if (reader_bpf_snapshot(steady, t.pid, &t.bin->offsets, t.bias, NULL, &b))
 			fail_msg("snapshot: %s", err_msg(-1));
-		assert_int_equal(b.runs, 1);
-		assert_int_equal(b.gave_way, 0);
-		assert_int_equal(a.runs, 1 + a.gave_way);
+		assert_int_equal(b.walk.runs, 1);
+		assert_int_equal(b.walk.gave_way, 0);
+		assert_int_equal(a.walk.runs, 1 + a.walk.gave_way);
 		assert_int_equal(main_goroutines(&t, &a), main_goroutines(&t, &b));
 		for (size_t i = 1; i < a.n; i++)
 			if (a.gs[i].idx <= a.gs[i - 1].idx)
-				fail_msg("after giving way %u times: allgs entry %u after %u", a.gave_way, a.gs[i].idx,
-					 a.gs[i - 1].idx);
-		gave_way += a.gave_way != 0;
-		printf("giving way: %u runs, %zu goroutines in %.2f ms; never: %zu goroutines in %.2f ms\n", a.runs,
-		       a.n, a.duration_ns / 1e6, b.n, b.duration_ns / 1e6);
+				fail_msg("after giving way %u times: allgs entry %u after %u", a.walk.gave_way,
+					 a.gs[i].idx, a.gs[i - 1].idx);
+		gave_way += a.walk.gave_way != 0;
+		printf("giving way: %u runs, %zu goroutines in %.2f ms; never: %zu goroutines in %.2f ms\n",
+		       a.walk.runs, a.n, a.duration_ns / 1e6, b.n, b.duration_ns / 1e6);
 		raw_snapshot_free(&a);
 		raw_snapshot_free(&b);
 	}
@@ -866,21 +866,21 @@ static void test_reader_bpf_runs_are_short_while_a_task_waits(void **state)
 	if (reader_bpf_open(&r))
 		fail_msg("reader_bpf_open: %s", err_msg(-1));
 	unsetenv("GLIMPSE_BPF_LANES");
-	for (int cpu = 0; cpu < CPU_SETSIZE && idle.longest_idle <= 128; cpu++) {
+	for (int cpu = 0; cpu < CPU_SETSIZE && idle.walk.longest_idle <= 128; cpu++) {
 		if (!CPU_ISSET(cpu, &all))
 			continue;
 		CPU_ZERO(&one);
 		CPU_SET(cpu, &one);
 		assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
-		for (int k = 0; k < 3 && idle.longest_idle <= 128; k++, tries++) {
+		for (int k = 0; k < 3 && idle.walk.longest_idle <= 128; k++, tries++) {
 			raw_snapshot_free(&idle);
 			memset(&idle, 0, sizeof(idle));
 			usleep(2000);
 			must_take_with(r, &t, &idle, "idle CPU");
-			assert_true(idle.longest_busy <= 128);
-			assert_true(idle.longest_idle <= 512);
-			idle_runs += idle.idle_runs;
-			idle_cut += idle.idle_cut;
+			assert_true(idle.walk.longest_busy <= 128);
+			assert_true(idle.walk.longest_idle <= 512);
+			idle_runs += idle.walk.idle_runs;
+			idle_cut += idle.walk.idle_cut;
 		}
 	}
 	atomic_store(&spin_on, true);
@@ -892,14 +892,15 @@ static void test_reader_bpf_runs_are_short_while_a_task_waits(void **state)
 	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
 	printf("4000 workers, one lane, %d walk(s) without a busy thread: %u of their runs started idle; the last "
 	       "walk: %u runs, %u started idle (longest %u), the others' longest %u, %u gave way\n",
-	       tries, idle_runs, idle.runs, idle.idle_runs, idle.longest_idle, idle.longest_busy, idle.gave_way);
-	printf("beside a busy thread: %u runs, %u started idle, longest %u, %u gave way\n", busy.runs, busy.idle_runs,
-	       busy.longest_busy, busy.gave_way);
+	       tries, idle_runs, idle.walk.runs, idle.walk.idle_runs, idle.walk.longest_idle, idle.walk.longest_busy,
+	       idle.walk.gave_way);
+	printf("beside a busy thread: %u runs, %u started idle, longest %u, %u gave way\n", busy.walk.runs,
+	       busy.walk.idle_runs, busy.walk.longest_busy, busy.walk.gave_way);
 	assert_int_equal(idle_cut, 0);
-	assert_int_equal(busy.idle_runs, 0);
-	assert_true(busy.longest_busy <= 128);
-	assert_true(busy.runs >= busy.allglen / 128);
-	if (idle.longest_idle <= 128)
+	assert_int_equal(busy.walk.idle_runs, 0);
+	assert_true(busy.walk.longest_busy <= 128);
+	assert_true(busy.walk.runs >= busy.allglen / 128);
+	if (idle.walk.longest_idle <= 128)
 		printf("note: no CPU was idle long enough for a run of more than 128 goroutines in %d walks "
 		       "(%u runs started idle, each stopped for a waking task or at its chunk's end)\n",
 		       tries, idle_runs);
@@ -967,10 +968,10 @@ static void test_reader_bpf_open_for_sizes_its_rings(void **state)
 	must_take_with(r, &t, &sized, "sized rings");
 	must_take_with(bpf, &t, &fixed, "8 MiB rings");
 	printf("20000 workers: %u lane(s) with 8 MiB rings: %u full, %.2f ms; sized: %u lane(s), %u full, %.2f ms\n",
-	       fixed.lanes, fixed.ring_full, fixed.duration_ns / 1e6, sized.lanes, sized.ring_full,
+	       fixed.lanes, fixed.walk.ring_full, fixed.duration_ns / 1e6, sized.lanes, sized.walk.ring_full,
 	       sized.duration_ns / 1e6);
-	assert_true(fixed.ring_full > 0);
-	assert_int_equal(sized.ring_full, 0);
+	assert_true(fixed.walk.ring_full > 0);
+	assert_int_equal(sized.walk.ring_full, 0);
 	assert_int_equal(sized.lanes, fixed.lanes);
 	assert_true(sized.n >= 20000);
 	raw_snapshot_free(&sized);
@@ -1009,10 +1010,10 @@ static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
 		fail_msg("reader_bpf_open: %s", err_msg(rc));
 	must_take_with(r, &t, &small, "small ring");
 	must_take_with(one, &t, &big, "big ring");
-	assert_true(small.runs > 1);
-	assert_true(small.ring_full > 0);
-	assert_int_equal(big.runs, 1);
-	assert_int_equal(big.ring_full, 0);
+	assert_true(small.walk.runs > 1);
+	assert_true(small.walk.ring_full > 0);
+	assert_int_equal(big.walk.runs, 1);
+	assert_int_equal(big.walk.ring_full, 0);
 	/* Runtime goroutines may come and go between the two; the program's may not. */
 	assert_int_equal(main_goroutines(&t, &small), main_goroutines(&t, &big));
 	assert_true(main_goroutines(&t, &small) >= 4000);
@@ -1040,7 +1041,7 @@ static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
 	}
 	printf("%zu parked goroutines' stacks agree between the two rings\n", same);
 	assert_true(same >= 3900);
-	printf("4000 workers through a 2 MiB ring: %u runs, %.2f ms (one run with 32 MiB: %.2f ms)\n", small.runs,
+	printf("4000 workers through a 2 MiB ring: %u runs, %.2f ms (one run with 32 MiB: %.2f ms)\n", small.walk.runs,
 	       small.duration_ns / 1e6, big.duration_ns / 1e6);
 	raw_snapshot_free(&small);
 	raw_snapshot_free(&big);
