@@ -840,9 +840,10 @@ static __always_inline int copy_g(struct task_struct *task, __u32 idx, __u64 gad
 	return 0;
 }
 
-/* Copies n (<= 24) bytes of the target at addr to dst: through the direct map
- * once a snapshot's first run has set it up (dm_base is left from the last
- * snapshot before that), else with bpf_copy_from_user_task(). */
+/* Copies n (<= 24) bytes of the target at addr to dst, which has room for 24
+ * (the direct-map path copies that many): through the direct map once a
+ * snapshot's first run has set it up (dm_base is left from the last snapshot
+ * before that), else with bpf_copy_from_user_task(). */
 static __always_inline long read_small(void *dst, __u32 n, __u64 addr, struct task_struct *task)
 {
 	if (!params.setup && dm_base && !read_target(DM_PTRS, 0, n, addr, task)) {

@@ -79,7 +79,7 @@ struct reader_runs {
 	unsigned int idle_runs;	   /* runs that started with no other task waiting for their CPU */
 	unsigned int longest_idle; /* most allgs entries one such run walked */
 	unsigned int longest_busy; /* most allgs entries one of the other runs walked */
-	unsigned int idle_cut;	   /* runs that started idle yet stopped at their length short of 512 (a bug) */
+	unsigned int idle_cut;	   /* runs that started idle yet stopped short of run_max (a bug) */
 };
 
 struct raw_snapshot {

@@ -11,8 +11,8 @@
  * reasons for lanes and short runs: a run is kernel code nothing preempts (on
  * kernels built without preemption), so short runs let the target's threads
  * have a CPU between them whatever the lanes do; and a walk mostly waits on
- * cache misses, so two lanes take half the time. Small targets get one lane, and so do large ones when the lanes
- * would take every CPU for long (see ALL_CPUS_UP_TO). A run also stops early,
+ * cache misses, so two lanes take half the time. Small targets get one lane,
+ * and so do large ones when the lanes would take every CPU for long (see ALL_CPUS_UP_TO). A run also stops early,
  * giving way, as soon as a task wakes up on its CPU (see "Giving way" in
  * snapshot.bpf.c); the lane then yields and goes on where it stopped.
  *
@@ -617,7 +617,6 @@ static int run_once(struct lane *l)
 static void count_run(struct lane *l, const struct snap_ctl *ctl, uint32_t start)
 {
 	uint32_t n = ctl->next > start ? ctl->next - start : 0;
-
 	struct reader_runs *w = &l->walk;
 
 	if (ctl->run_queued == 1) {
@@ -774,8 +773,8 @@ static int lane_start(struct lane *l, size_t hint)
 struct helper {
 	pthread_t thread;
 	struct lane *lane;
-	atomic_int go;	  /* 0: wait, 1: walk, -1: no walk after all */
-	atomic_bool done; /* it walked, or will not */
+	atomic_int go;	 /* 0: wait, 1: walk, -1: no walk after all */
+	atomic_int done; /* 1: it walked, or will not */
 	bool started;
 	bool pinned;	 /* this thread and the helper are on CPUs of their own */
 	cpu_set_t saved; /* this thread's CPUs before */
@@ -786,29 +785,32 @@ struct helper {
 /* How long the first lane spins for the helper to finish before sleeping. */
 #define HELPER_SPIN_NS 5000000ull
 
-/* One turn of a spin-wait: gives the CPU to any task waiting for it (a
- * thread of the target that woke up there must not wait for a spinning
- * glimpse), and returns at once, in about a microsecond, when none does. */
-static inline void spin_turn(void)
+/* Waits for *flag to be non-zero, for ns at most, and returns it (0: gave up).
+ * It spins, but each turn yields the CPU to any task waiting for it (a thread
+ * of the target that woke up there must not wait for a spinning glimpse); a
+ * yield returns at once, in about a microsecond, when none does. */
+static int spin_for(atomic_int *flag, uint64_t ns)
 {
-	sched_yield();
+	uint64_t until = reader_now_ns(CLOCK_MONOTONIC) + ns;
+	int v;
+
+	for (unsigned int n = 1; !(v = atomic_load_explicit(flag, memory_order_acquire)); n++) {
+		sched_yield();
+		if (!(n & 63) && reader_now_ns(CLOCK_MONOTONIC) > until)
+			break;
+	}
+	return v;
 }
 
 static void *helper_main(void *arg)
 {
 	struct helper *h = arg;
-	uint64_t until = reader_now_ns(CLOCK_MONOTONIC) + HELPER_WAIT_NS;
-	int go;
 
-	for (unsigned int n = 1; !(go = atomic_load_explicit(&h->go, memory_order_acquire)); n++) {
-		spin_turn();
-		/* Given up: the first lane takes the chunks. */
-		if (!(n & 63) && reader_now_ns(CLOCK_MONOTONIC) > until)
-			break;
-	}
-	if (go > 0)
+	/* Having given up waiting, or told there is no walk, it leaves the
+	 * chunks to the first lane. */
+	if (spin_for(&h->go, HELPER_WAIT_NS) > 0)
 		lane_walk(h->lane);
-	atomic_store_explicit(&h->done, true, memory_order_release);
+	atomic_store_explicit(&h->done, 1, memory_order_release);
 	return NULL;
 }
 
@@ -853,14 +855,7 @@ static void helper_go(struct helper *h, bool go)
  * helper may not have exited yet: helper_end() joins it. */
 static void helper_wait(struct helper *h)
 {
-	uint64_t until = reader_now_ns(CLOCK_MONOTONIC) + HELPER_SPIN_NS;
-
-	for (unsigned int n = 1; h->started && !atomic_load_explicit(&h->done, memory_order_acquire); n++) {
-		spin_turn();
-		if (!(n & 63) && reader_now_ns(CLOCK_MONOTONIC) > until)
-			break;
-	}
-	if (h->started && !atomic_load_explicit(&h->done, memory_order_acquire)) {
+	if (h->started && !spin_for(&h->done, HELPER_SPIN_NS)) {
 		pthread_join(h->thread, NULL);
 		h->started = false;
 	}
