@@ -16,8 +16,7 @@
  * kernel's direct map where they can (see "Direct reads" below, ~20x cheaper
  * than bpf_copy_from_user_task()), and on 6.16+ stacks are copied straight
  * into their ring record (bpf_probe_read_kernel_dynptr, or
- * bpf_copy_from_user_task_dynptr where the direct map cannot serve). Stacks
- * are prefetched a window at a time (see "Prefetching").
+ * bpf_copy_from_user_task_dynptr where the direct map cannot serve).
  *
  * One run walks the allgs entries [params.start, params.end): userspace splits
  * the walk into chunks, runs them one after another (yielding the CPU between
@@ -919,86 +918,6 @@ static __always_inline __u32 cpu_queued(void)
 static __u64 walk_allgs;
 static __u32 walk_start, walk_end, walk_gsz;
 
-/* Prefetching. A parked goroutine's stack is on a page nothing touched lately:
- * copying it waits for a cache miss on its pte, then for misses on its bytes,
- * and one goroutine after the other that was most of the walk's time. So when
- * a window is opened, the stacks of the gs that follow in allgs and lie in it
- * are located, their ptes loaded all together, then the first PF_LINES cache
- * lines of each stack's first page: the CPU waits for each round of misses
- * once per window, not once per goroutine (stack copies went from 0.41 to
- * 0.18 us each here). Only with the pte cache's help, and only where loads
- * need no helper call (have_ldx()). These loads are reads of the target's
- * memory like the copies (exception-handled: a fault reads 0); their values
- * are thrown away, so one that is stale by the time of the copy costs only
- * its time. */
-#define PF_MAX	 16
-#define PF_LINES 16
-static __u64 pf_pte[PF_MAX], pf_off[PF_MAX], pf_len[PF_MAX];
-static __u64 pf_sink;
-
-/* Prefetches the stacks of allgs entries i.. (ptrs[k..]) that lie in the window. */
-__noinline int prefetch_stacks(__u32 k, __u32 i)
-{
-	__u64 base = dm_base, max_phys = params.max_phys, acc = 0;
-	int n = 0, j, q;
-
-	if (!have_ldx() || !base)
-		return 0;
-	bpf_for(j, 0, PF_MAX)
-	{
-		__u64 gaddr, sp, lo, hi, e = 0;
-		struct pte_cache *c;
-		__u32 o, st, x;
-
-		x = k + j;
-		if (i + j >= walk_end || x >= SNAP_PTR_BATCH)
-			break;
-		barrier_var(x);
-		gaddr = ptrs[x & (SNAP_PTR_BATCH - 1)];
-		if (gaddr < win_base || gaddr + walk_gsz > win_base + win_len)
-			break;
-		o = gaddr - win_base;
-		st = field_u32(win, o, params.g_atomicstatus) & ~SNAP_G_SCANBIT;
-		sp = field_u64(win, o, st == SNAP_G_SYSCALL ? params.g_syscallsp : params.g_sched_sp);
-		lo = field_u64(win, o, params.g_stack_lo);
-		hi = field_u64(win, o, params.g_stack_hi);
-		c = &ptc[(sp >> 21) & (PTC_SLOTS - 1)];
-		/* Loaded here, used in the second loop: the misses overlap. */
-		if (st != SNAP_G_RUNNING && sp >= lo && sp < hi && c->key == sp >> 21)
-			e = ldx64(c->page + ((sp >> 12) & 511) * 8);
-		pf_pte[j & (PF_MAX - 1)] = e;
-		pf_off[j & (PF_MAX - 1)] = sp & (SZ_4K - 8);
-		pf_len[j & (PF_MAX - 1)] = hi - sp;
-		n = j + 1;
-	}
-	bpf_for(q, 0, n)
-	{
-		__u64 e, page, at, last;
-		int t;
-
-		if (q >= PF_MAX)
-			break;
-		e = pf_pte[q];
-		at = pf_off[q] & ~63ull;
-		last = pf_off[q] + pf_len[q];
-		if (last > SZ_4K)
-			last = SZ_4K;
-		if (!(e & PT_PRESENT) || (e & PT_ADDR) + SZ_4K > max_phys || last <= at)
-			continue;
-		page = base + (e & PT_ADDR);
-		last -= 8;
-		/* PF_LINES lines from at, the last ones repeated past the end. */
-#pragma clang loop unroll(full)
-		for (t = 0; t < PF_LINES; t++) {
-			__s64 d = (__s64)(last - at - t * 64);
-
-			acc += ldx64(page + at + t * 64 + (d & (d >> 63)));
-		}
-	}
-	pf_sink = acc;
-	return 0;
-}
-
 /* Copies allgs entry i. Returns 0 to go on, 1 to stop (ctl says why). A
  * global function, so the verifier checks it once, not once per way the
  * loop around it can be entered (load time 0.3 s otherwise). */
@@ -1052,7 +971,6 @@ __noinline int walk_one(__u32 i, struct task_struct *task __arg_trusted)
 		/* Unreadable: cannot happen for a real g (allgs entries are never freed). */
 		if (open_window(task, gaddr, gsz, next))
 			return 0;
-		prefetch_stacks(k, i);
 	}
 	/* forget(): see copy_g(). */
 	if (copy_g(task, i, forget(gaddr), gsz) < 0) {
