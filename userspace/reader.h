@@ -175,11 +175,11 @@ uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block);
 /* Before a snapshot starts: makes room, already faulted in, for what a target
  * with allglen goroutines will need (their raw_g in gs, their g and stack bytes
  * in out's memory), so that the copy itself touches no fresh memory (a fault
- * costs ~2 us a page here). A hint: the readers still grow both as needed. */
+ * costs ~2 us a page here). A hint: the readers still grow both as needed.
+ * (out NULL: room for the raw_gs only.) Returns allglen, or 0 when unknown. */
 size_t reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs);
 /* Faults in b's room past its contents in one go (when large enough to pay). */
 void reader_prefault(struct buf *b);
-/* (out NULL: room for the raw_gs only.) Returns allglen, or 0 when unknown. */
 /* pid's allglen now, or 0 when unknown. */
 size_t reader_allglen(pid_t pid, const struct snap_params *p);
 /* Bytes of g and stack a snapshot is expected to take per goroutine. */

@@ -12,9 +12,10 @@
  * kernels built without preemption), so short runs let the target's threads
  * have a CPU between them whatever the lanes do; and a walk mostly waits on
  * cache misses, so two lanes take half the time. Small targets get one lane,
- * and so do large ones when the lanes would take every CPU for long (see ALL_CPUS_UP_TO). A run also stops early,
- * giving way, as soon as a task wakes up on its CPU (see "Giving way" in
- * snapshot.bpf.c); the lane then yields and goes on where it stopped.
+ * and so do large ones when the lanes would take every CPU for long (see
+ * ALL_CPUS_UP_TO). A run also stops early, giving way, as soon as a task wakes
+ * up on its CPU (see "Giving way" in snapshot.bpf.c); the lane then yields and
+ * goes on where it stopped.
  *
  * Records stay where the walk wrote them: a lane drains its ring after every
  * run, while the records are in its CPU's cache, into raw_gs that point into
