@@ -178,7 +178,7 @@ uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block);
  * costs ~2 us a page here). A hint: the readers still grow both as needed.
  * (out NULL: room for the raw_gs only.) Returns allglen, or 0 when unknown. */
 size_t reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs);
-/* Faults in b's room past its contents in one go (when large enough to pay). */
+/* Faults in b's room past its contents in one go (before a copy starts). */
 void reader_prefault(struct buf *b);
 /* pid's allglen now, or 0 when unknown. */
 size_t reader_allglen(pid_t pid, const struct snap_params *p);
