@@ -872,28 +872,45 @@ static void helper_end(struct helper *h)
 	h->started = h->pinned = false;
 }
 
-/* Appends the lanes' raw_gs to gs in allgs order (each lane's are). */
+/* Appends the lanes' raw_gs to gs in allgs order. Each lane's are in order and
+ * its chunks are ranges of allgs, so they go over in runs, one memcpy each: a
+ * run is what the lane with the next goroutine holds before the other lanes'
+ * next one (1k goroutines: 11-13 us here, 16 us one by one). */
 static void merge(struct reader_bpf *r, int lanes, struct buf *gs)
 {
-	size_t pos[MAX_LANES] = {0};
+	const struct raw_g *g[MAX_LANES];
+	size_t pos[MAX_LANES] = {0}, len[MAX_LANES];
 
+	for (int i = 0; i < lanes; i++) {
+		g[i] = (const struct raw_g *)r->lane[i].gs.p;
+		len[i] = r->lane[i].gs.len / sizeof(struct raw_g);
+	}
 	for (;;) {
-		const struct raw_g *best = NULL;
+		uint32_t bound = UINT32_MAX;
+		size_t lo, hi;
 		int from = -1;
 
-		for (int i = 0; i < lanes; i++) {
-			const struct lane *l = &r->lane[i];
-			const struct raw_g *g = (const struct raw_g *)l->gs.p + pos[i];
-
-			if (pos[i] < l->gs.len / sizeof(*g) && (!best || g->idx < best->idx)) {
-				best = g;
+		for (int i = 0; i < lanes; i++)
+			if (pos[i] < len[i] && (from < 0 || g[i][pos[i]].idx < g[from][pos[from]].idx))
 				from = i;
-			}
-		}
-		if (!best)
+		if (from < 0)
 			return;
-		buf_add(gs, best, sizeof(*best));
-		pos[from]++;
+		for (int i = 0; i < lanes; i++)
+			if (i != from && pos[i] < len[i] && g[i][pos[i]].idx < bound)
+				bound = g[i][pos[i]].idx;
+		/* The run ends at the first of from's goroutines past bound. */
+		lo = pos[from] + 1;
+		hi = len[from];
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (g[from][mid].idx < bound)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		buf_add(gs, &g[from][pos[from]], (lo - pos[from]) * sizeof(struct raw_g));
+		pos[from] = lo;
 	}
 }
 
