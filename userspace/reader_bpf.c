@@ -774,8 +774,9 @@ static int lane_start(struct lane *l, size_t hint)
 struct helper {
 	pthread_t thread;
 	struct lane *lane;
-	atomic_int go;	 /* 0: wait, 1: walk, -1: no walk after all */
-	atomic_int done; /* 1: it walked, or will not */
+	atomic_int go;	  /* 0: wait, 1: walk, -1: no walk after all */
+	atomic_int done;  /* 1: it walked, or will not */
+	atomic_int claim; /* 0: open, 1: the helper walks, 2: the first lane went without it */
 	bool started;
 	bool pinned;	 /* this thread and the helper are on CPUs of their own */
 	cpu_set_t saved; /* this thread's CPUs before */
@@ -807,9 +808,11 @@ static void *helper_main(void *arg)
 {
 	struct helper *h = arg;
 
-	/* Having given up waiting, or told there is no walk, it leaves the
-	 * chunks to the first lane. */
-	if (spin_for(&h->go, HELPER_WAIT_NS) > 0)
+	int open = 0;
+
+	/* Having given up waiting, or told there is no walk, or found that the
+	 * first lane walked without it, it leaves the chunks to the first lane. */
+	if (spin_for(&h->go, HELPER_WAIT_NS) > 0 && atomic_compare_exchange_strong(&h->claim, &open, 1))
 		lane_walk(h->lane);
 	atomic_store_explicit(&h->done, 1, memory_order_release);
 	return NULL;
@@ -851,11 +854,18 @@ static void helper_go(struct helper *h, bool go)
 	atomic_store_explicit(&h->go, go ? 1 : -1, memory_order_release);
 }
 
-/* Waits for the helper to be done, spinning a while: a thread that sleeps
- * in pthread_join() is woken ~0.1 ms late here (an idle virtual CPU). The
- * helper may not have exited yet: helper_end() joins it. */
+/* After the first lane's walk, when no chunk is left: waits for the helper to
+ * be done, spinning a while (a thread that sleeps in pthread_join() is woken
+ * ~0.1 ms late here, an idle virtual CPU), unless it has not started walking,
+ * which it then never will (its thread, woken on an idle virtual CPU, once
+ * took 4 ms to run while the first lane walked everything alone). The helper
+ * may not have exited yet: helper_end() joins it. */
 static void helper_wait(struct helper *h)
 {
+	int open = 0;
+
+	if (atomic_compare_exchange_strong(&h->claim, &open, 2))
+		return;
 	if (h->started && !spin_for(&h->done, HELPER_SPIN_NS)) {
 		pthread_join(h->thread, NULL);
 		h->started = false;
