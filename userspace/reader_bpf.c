@@ -741,6 +741,31 @@ static void *lane_walk(void *arg)
 	return NULL;
 }
 
+/* A run that walks no goroutine, before the snapshot starts: it finds the
+ * direct map for the target (dm_setup(), 6-9 us) and checks that allgs can be
+ * read, so that the snapshot's runs only copy. */
+static int lane_setup(struct lane *l)
+{
+	struct snap_ctl *ctl = &l->skel->bss->ctl;
+	struct snap_params *p = &l->skel->bss->params;
+	int rc;
+
+	p->start = p->end = 0;
+	p->threads = 0;
+	rc = run_once(l);
+	p->setup = 0;
+	memset(&l->walk, 0, sizeof(l->walk));
+	memset(&l->prof, 0, sizeof(l->prof));
+	memset(&l->skel->bss->prof, 0, sizeof(l->skel->bss->prof));
+	if (rc)
+		return rc;
+	if (ctl->err)
+		return reader_allgs_error(ctl->err, l->r->pid, ctl->err_addr);
+	if (!ctl->walked)
+		return err_set(ESRCH, "no process with pid %d", (int)l->r->pid);
+	return 0;
+}
+
 /* Readies lane l for a snapshot with the reader's parameters, and room for
  * about hint goroutines. */
 static int lane_start(struct lane *l, size_t hint)
@@ -765,7 +790,7 @@ static int lane_start(struct lane *l, size_t hint)
 	l->link = attach(l, l->r->pid);
 	if (!l->link)
 		return err_set(errno, "attaching the BPF task iterator: %s", strerror(errno));
-	return 0;
+	return lane_setup(l);
 }
 
 /* The second lane's thread. It is started before the walk (creating a
