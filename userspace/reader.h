@@ -169,8 +169,8 @@ struct buf;
 int reader_params(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
 		  struct snap_params *p);
 /* Returns n bytes that out owns (raw_snapshot_free frees them): from its last
- * block, or a new block of max(n, block) bytes (always a new one for n == 0).
- * One allocation serves many gs; large blocks are faulted in at once. */
+ * block, or a new block of max(n, block) bytes. One allocation serves many
+ * gs; large blocks are faulted in at once. */
 uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block);
 /* Before a snapshot starts: makes room, already faulted in, for what a target
  * with allglen goroutines will need (their raw_g in gs, their g and stack bytes

@@ -585,6 +585,19 @@ static int drain(struct lane *l)
 	return 0;
 }
 
+/* What went wrong in the run that just ended, as an error code, or 0. */
+static int run_error(const struct lane *l)
+{
+	const struct snap_ctl *ctl = &l->skel->bss->ctl;
+	pid_t pid = l->r->pid;
+
+	if (ctl->err)
+		return reader_allgs_error(ctl->err, pid, ctl->err_addr);
+	if (!ctl->walked)
+		return err_set(ESRCH, "no process with pid %d", (int)pid);
+	return 0;
+}
+
 /* One pass of the iterator. */
 static int run_once(struct lane *l)
 {
@@ -670,12 +683,10 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 		 * (draining at the end took ~0.4 ms per 5k goroutines); they
 		 * stay where they are in the ring (see ctl.ring_used). */
 		rc = drain(l);
+		if (!rc)
+			rc = run_error(l);
 		if (rc)
 			return rc;
-		if (ctl->err)
-			return reader_allgs_error(ctl->err, pid, ctl->err_addr);
-		if (!ctl->walked)
-			return err_set(ESRCH, "no process with pid %d", (int)pid);
 		count_run(l, ctl, p->start);
 		if (ctl->done && !ctl->threads_lost)
 			return 0;
@@ -746,7 +757,6 @@ static void *lane_walk(void *arg)
  * read, so that the snapshot's runs only copy. */
 static int lane_setup(struct lane *l)
 {
-	struct snap_ctl *ctl = &l->skel->bss->ctl;
 	struct snap_params *p = &l->skel->bss->params;
 	int rc;
 
@@ -754,16 +764,7 @@ static int lane_setup(struct lane *l)
 	p->threads = 0;
 	rc = run_once(l);
 	p->setup = 0;
-	memset(&l->walk, 0, sizeof(l->walk));
-	memset(&l->prof, 0, sizeof(l->prof));
-	memset(&l->skel->bss->prof, 0, sizeof(l->skel->bss->prof));
-	if (rc)
-		return rc;
-	if (ctl->err)
-		return reader_allgs_error(ctl->err, l->r->pid, ctl->err_addr);
-	if (!ctl->walked)
-		return err_set(ESRCH, "no process with pid %d", (int)l->r->pid);
-	return 0;
+	return rc ? rc : run_error(l);
 }
 
 /* Readies lane l for a snapshot with the reader's parameters, and room for
@@ -771,6 +772,7 @@ static int lane_setup(struct lane *l)
 static int lane_start(struct lane *l, size_t hint)
 {
 	struct snap_params *p = &l->skel->bss->params;
+	int rc;
 
 	*p = l->r->params;
 	p->ring_size = l->r->ring_bytes;
@@ -780,17 +782,19 @@ static int lane_start(struct lane *l, size_t hint)
 	p->run_busy = l->r->chunk_size;
 	p->run_max = l->r->run_max;
 	memset(&l->skel->bss->ctl, 0, sizeof(l->skel->bss->ctl));
-	memset(&l->skel->bss->prof, 0, sizeof(l->skel->bss->prof));
-	memset(&l->prof, 0, sizeof(l->prof));
 	l->rc = 0;
-	memset(&l->walk, 0, sizeof(l->walk));
 	l->gs.len = 0;
 	buf_grow(&l->gs, hint * sizeof(struct raw_g));
 	reader_prefault(&l->gs); /* the drains write there */
 	l->link = attach(l, l->r->pid);
 	if (!l->link)
 		return err_set(errno, "attaching the BPF task iterator: %s", strerror(errno));
-	return lane_setup(l);
+	rc = lane_setup(l);
+	/* The snapshot's runs count from here. */
+	memset(&l->skel->bss->prof, 0, sizeof(l->skel->bss->prof));
+	memset(&l->prof, 0, sizeof(l->prof));
+	memset(&l->walk, 0, sizeof(l->walk));
+	return rc;
 }
 
 /* The second lane's thread. It is started before the walk (creating a
@@ -832,7 +836,6 @@ static int spin_for(atomic_int *flag, uint64_t ns)
 static void *helper_main(void *arg)
 {
 	struct helper *h = arg;
-
 	int open = 0;
 
 	/* Having given up waiting, or told there is no walk, or found that the

@@ -205,7 +205,7 @@ uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block)
 	uint8_t *p;
 
 	n = (n + 7) & ~(size_t)7;
-	if (!b || b->cap - b->used < n || !n)
+	if (!b || b->cap - b->used < n)
 		b = new_block(out, block < n ? n : block, PREFAULT_FROM);
 	p = b->data + b->used;
 	b->used += n;
