@@ -676,7 +676,6 @@ static int walk_range(struct lane *l, uint32_t start, uint32_t end, bool threads
 
 		ctl->walked = ctl->done = ctl->full = ctl->threads_lost = ctl->gave_way = ctl->run_end = 0;
 		rc = run_once(l);
-		p->setup = 0;
 		if (rc)
 			return rc;
 		/* Takes in the run's records while they are in this CPU's cache
