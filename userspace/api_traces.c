@@ -518,6 +518,7 @@ static void stop_trace(struct http_req *r, struct http_resp *w)
 {
 	struct serve *sv = r->app;
 	struct trace_run *tr;
+	bool was_running = false;
 	int64_t id;
 
 	if (!trace_id(r, w, &id))
@@ -525,12 +526,13 @@ static void stop_trace(struct http_req *r, struct http_resp *w)
 	pthread_mutex_lock(&sv->traces_lock);
 	tr = find_run(sv, id);
 	if (tr && !tr->joined) {
+		was_running = tr->running;
 		tr->stop = true;
 		pthread_join(tr->thread, NULL); /* probes detached, events flushed */
 		tr->joined = true;
 	}
 	pthread_mutex_unlock(&sv->traces_lock);
-	if (!tr) {
+	if (!was_running) {
 		struct sqlro_param p = {":id", SQLRO_INT, id, 0, NULL};
 		struct buf tmp = {0};
 		long n = api_json_rows(sv, w, &tmp, "SELECT id FROM traces WHERE id = :id", &p, 1);
