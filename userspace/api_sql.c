@@ -232,7 +232,12 @@ void api_sql_answer(struct serve *sv, struct http_resp *w, const char *sql, cons
 		json_end(&a.j);
 		json_kv_bool(&a.j, "truncated", res.truncated);
 		json_key(&a.j, "elapsed_ms");
-		json_double(&a.j, res.elapsed_ms);
+		{
+			char ms[32];
+
+			snprintf(ms, sizeof(ms), "%.3f", res.elapsed_ms);
+			json_raw(&a.j, ms);
+		}
 		json_key(&a.j, "limits");
 		json_obj(&a.j);
 		json_kv_uint(&a.j, "rows", sv->sql_lim.max_rows);
