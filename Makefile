@@ -4,10 +4,11 @@
 #   make test       set up the machine if needed, build, run every test
 #   make bench      run scripts/bench-*.sh
 #   make lint       clang-tidy and cppcheck over userspace/
-#   make install    install glimpse into $(PREFIX)/bin
+#   make install    install glimpse into $(PREFIX)/bin and its systemd unit into $(UNITDIR)
 #   make clean      remove build/ and generated files
 
 PREFIX ?= /usr/local
+UNITDIR ?= /etc/systemd/system
 CC ?= cc
 CLANG ?= clang
 BPFTOOL ?= bpftool
@@ -99,6 +100,11 @@ format:
 
 install: all
 	install -D -m 0755 $(B)/glimpse $(DESTDIR)$(PREFIX)/bin/glimpse
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/glimpse/README.md
+	mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|@PREFIX@|$(PREFIX)|g' scripts/glimpse.service > $(DESTDIR)$(UNITDIR)/glimpse.service
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload; echo "glimpse: installed; start it with: systemctl enable --now glimpse"; fi
 
 clean:
 	rm -rf $(B) bpf/vmlinux.h
