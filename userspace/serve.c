@@ -949,7 +949,7 @@ static int run(int argc, char **argv)
 	ho.tls_cert = cert;
 	ho.tls_key = key;
 	ho.max_body = 1 << 20;
-	ho.max_header = 64 << 10;
+	ho.max_header = 32 << 10;
 	ho.timeout_s = 30;
 	ho.threads = (unsigned int)a.threads;
 	ho.max_conns = 512;

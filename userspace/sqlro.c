@@ -15,9 +15,19 @@
 
 #define WAIT_FOR_CONN_MS 10000	/* a query waits this long for a free connection */
 #define MAX_SQL_BYTES 100000
+#define STMT_CACHE 16		/* prepared statements kept per connection */
+
+/* A statement prepared (and so authorized) once, reused by the same SQL text. */
+struct cached {
+	char *sql;
+	sqlite3_stmt *stmt;
+	uint64_t used;		/* for least-recently-used replacement */
+};
 
 struct conn {
 	sqlite3 *db;
+	struct cached cache[STMT_CACHE];
+	uint64_t clock;
 	bool busy;
 	struct timespec deadline;	/* for the progress handler */
 	bool timed;
@@ -137,8 +147,13 @@ void sqlro_close(struct sqlro *p)
 {
 	if (!p)
 		return;
-	for (unsigned int i = 0; i < p->n; i++)
+	for (unsigned int i = 0; i < p->n; i++) {
+		for (int k = 0; k < STMT_CACHE; k++) {
+			sqlite3_finalize(p->conns[i].cache[k].stmt);
+			free(p->conns[i].cache[k].sql);
+		}
 		sqlite3_close(p->conns[i].db);
+	}
 	free(p->conns);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->freed);
@@ -278,6 +293,30 @@ static double ms_since(const struct timespec *t0)
 	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* The cached statement for sql, reset and unbound, or NULL. */
+static sqlite3_stmt *cache_get(struct conn *c, const char *sql)
+{
+	for (int k = 0; k < STMT_CACHE; k++)
+		if (c->cache[k].sql && strcmp(c->cache[k].sql, sql) == 0) {
+			c->cache[k].used = ++c->clock;
+			return c->cache[k].stmt;
+		}
+	return NULL;
+}
+
+/* Keeps s for sql, replacing the least recently used; the cache owns s then. */
+static void cache_put(struct conn *c, const char *sql, sqlite3_stmt *s)
+{
+	int lru = 0;
+
+	for (int k = 1; k < STMT_CACHE; k++)
+		if (c->cache[k].used < c->cache[lru].used)
+			lru = k;
+	sqlite3_finalize(c->cache[lru].stmt);
+	free(c->cache[lru].sql);
+	c->cache[lru] = (struct cached){xstrdup(sql), s, ++c->clock};
+}
+
 int sqlro_run(struct sqlro *p, const char *sql, const struct sqlro_param *params, size_t nparams,
 	      const struct sqlro_limits *lim, sqlro_cols_fn cols, sqlro_row_fn row, void *ctx,
 	      struct sqlro_result *res)
@@ -287,6 +326,7 @@ int sqlro_run(struct sqlro *p, const char *sql, const struct sqlro_param *params
 	const char *tail = NULL;
 	struct conn *c;
 	size_t bytes = 0;
+	bool cached = false;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -311,7 +351,12 @@ int sqlro_run(struct sqlro *p, const char *sql, const struct sqlro_param *params
 			c->deadline.tv_nsec -= 1000000000;
 		}
 	}
-	rc = sqlite3_prepare_v3(c->db, sql, -1, 0, &s, &tail);
+	s = cache_get(c, sql);
+	if (s) {
+		cached = true;
+		goto bound;
+	}
+	rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, &tail);
 	if (rc == SQLITE_AUTH) {
 		set_fail(res, SQLRO_DENIED, "refused: the SQL endpoint is read-only (%s)", sqlite3_errmsg(c->db));
 		goto out;
@@ -334,6 +379,9 @@ int sqlro_run(struct sqlro *p, const char *sql, const struct sqlro_param *params
 		set_fail(res, SQLRO_DENIED, "refused: the SQL endpoint is read-only and this statement would write");
 		goto out;
 	}
+	cache_put(c, sql, s);
+	cached = true;
+bound:
 	if (bind(s, params, nparams, res))
 		goto out;
 	rc = sqlite3_step(s);
@@ -375,7 +423,12 @@ timeout:
 	set_fail(res, SQLRO_TIMEOUT, "query stopped at the time limit of %u ms (serve --sql-timeout-ms)",
 		 lim ? lim->timeout_ms : 0);
 out:
-	sqlite3_finalize(s);
+	if (cached) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	} else {
+		sqlite3_finalize(s);
+	}
 	c->timed = false;
 	give_back(p, c);
 	res->elapsed_ms = ms_since(&t0);
