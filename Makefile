@@ -39,7 +39,8 @@ all: $(B)/glimpse
 # The two-command promise: a fresh machine runs setup first.
 setup:
 	@if ! pkg-config --exists libbpf capstone cmocka libmicrohttpd sqlite3 2>/dev/null || \
-	    ! command -v $(BPFTOOL) >/dev/null || ! test -x /usr/lib/go-1.26/bin/go; then \
+	    ! command -v $(BPFTOOL) >/dev/null || ! test -x /usr/lib/go-1.26/bin/go || \
+	    ! command -v wrk >/dev/null || ! test -d tests/grafana/node_modules/@grafana/data; then \
 		echo "glimpse: installing build dependencies (scripts/setup.sh)"; bash scripts/setup.sh; \
 	fi
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true

@@ -12,7 +12,8 @@ set -euo pipefail
 GO_VERSIONS="1.19 1.21 1.22 1.23 1.24 1.25 1.26"
 BASE_PKGS="build-essential pkg-config clang llvm libelf-dev libdw-dev libzstd-dev zlib1g-dev
 	libmicrohttpd-dev libsqlite3-dev sqlite3 libcapstone-dev libcmocka-dev
-	curl ca-certificates python3 clang-format clang-tidy cppcheck"
+	curl ca-certificates python3 clang-format clang-tidy cppcheck
+	openssl wrk"
 
 # The Debian mirror this machine already uses (deb822 or one-line format).
 mirror() {
@@ -96,6 +97,16 @@ if [ -n "$(missing prometheus-node-exporter)" ]; then
 	chmod +x /usr/sbin/policy-rc.d
 	apt_install prometheus-node-exporter || true
 	[ "$had_policy" = 1 ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+# The Grafana tests read glimpse's answers with Grafana's own parsing (@grafana/data from
+# the npm registry, pinned in tests/grafana/package-lock.json).
+root=$(cd "$(dirname "$0")/.." && pwd)
+# Node.js and npm: Debian's, unless the machine already has a Node.js that brings its own npm.
+command -v node >/dev/null || apt_install nodejs
+command -v npm >/dev/null || apt_install npm
+if [ ! -d "$root/tests/grafana/node_modules/@grafana/data" ]; then
+	(cd "$root/tests/grafana" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 fi
 
 # Kernel file systems glimpse uses.

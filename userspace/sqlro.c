@@ -243,10 +243,8 @@ static int bind(sqlite3_stmt *s, const struct sqlro_param *params, size_t nparam
 				snprintf(nm, sizeof(nm), "%c%s", *pre, pa->name);
 				idx = sqlite3_bind_parameter_index(s, nm);
 			}
-			if (!idx) {
-				set_fail(res, SQLRO_BAD, "parameter '%s' does not appear in the SQL", pa->name);
-				return -1;
-			}
+			if (!idx)
+				continue; /* dashboards send the same parameters to every query */
 		} else if (idx > sqlite3_bind_parameter_count(s)) {
 			set_fail(res, SQLRO_BAD, "%zu parameters given, the SQL has %d", nparams,
 				 sqlite3_bind_parameter_count(s));

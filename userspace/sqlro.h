@@ -64,7 +64,8 @@ struct sqlro_result {
  * exist). Returns 0 or a negative code with a message. */
 int sqlro_open(const char *path, unsigned int n, struct sqlro **out);
 void sqlro_close(struct sqlro *p);
-/* Runs one statement of sql with params under lim, calling cols once and row
+/* Runs one statement of sql with params under lim (named parameters the SQL
+ * does not use are ignored, as dashboards send the same ones to every query), calling cols once and row
  * for each row. Thread-safe: each call takes a connection of the pool. Fills
  * *res; returns 0 or -1 (res->fail and res->error say why). */
 int sqlro_run(struct sqlro *p, const char *sql, const struct sqlro_param *params, size_t nparams,
