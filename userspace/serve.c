@@ -561,8 +561,12 @@ static void retention_pass(struct serve *sv)
 
 	pthread_mutex_lock(&sv->write_lock);
 	if (cutoff) {
-		store_run(sv->st, "DELETE FROM snapshots WHERE taken_at < ?", NULL, "i", cutoff);
-		store_run(sv->st, "DELETE FROM events WHERE ts_ns < ?", NULL, "i", cutoff);
+		/* The newest snapshot and event always stay, so that an id is never given twice
+		 * (SQLite numbers a row one past the largest there is). */
+		store_run(sv->st, "DELETE FROM snapshots WHERE taken_at < ? AND id < (SELECT max(id) FROM snapshots)", NULL,
+			  "i", cutoff);
+		store_run(sv->st, "DELETE FROM events WHERE ts_ns < ? AND id < (SELECT max(id) FROM events)", NULL, "i",
+			  cutoff);
 		deleted = sqlite3_changes(store_db(sv->st)) > 0;
 	}
 	for (int round = 0; max_db_bytes && round < 1000 && db_bytes(sv) > max_db_bytes; round++) {
@@ -573,11 +577,17 @@ static void retention_pass(struct serve *sv)
 		if (!oldest_snap && !oldest_event)
 			break;
 		if (oldest_snap && (!oldest_event || oldest_snap <= oldest_event))
-			store_run(sv->st, "DELETE FROM snapshots WHERE id IN (SELECT id FROM snapshots ORDER BY taken_at LIMIT 1)",
+			store_run(sv->st,
+				  "DELETE FROM snapshots WHERE id IN (SELECT id FROM snapshots ORDER BY taken_at LIMIT 1)"
+				  " AND id < (SELECT max(id) FROM snapshots)",
 				  NULL, "");
 		else
-			store_run(sv->st, "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY ts_ns LIMIT 1000)",
+			store_run(sv->st,
+				  "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY ts_ns LIMIT 1000)"
+				  " AND id < (SELECT max(id) FROM events)",
 				  NULL, "");
+		if (!sqlite3_changes(store_db(sv->st)))
+			break; /* only the newest are left */
 		deleted = true;
 	}
 	if (deleted) {

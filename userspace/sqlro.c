@@ -48,7 +48,8 @@ static const char *const read_pragmas[] = {
 	"table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
 	"foreign_key_list", "collation_list", "function_list", "pragma_list", "database_list",
 	"compile_options", "schema_version", "user_version", "page_count", "page_size", "freelist_count",
-	"encoding", "journal_mode", "data_version", "application_id", "module_list", NULL,
+	"encoding", "journal_mode", "data_version", "application_id", "module_list", "auto_vacuum",
+	"foreign_keys", "integrity_check", "quick_check", NULL,
 };
 
 /* Functions that load code or touch files, refused by name whatever else allows them. */

@@ -486,11 +486,13 @@ def test_serve_keep_deletes_old_snapshots_in_the_background():
     s = Server("--keep", "2s")
     try:
         first = s.json("POST", "/api/snapshots", {"pid": t.pid}, expect=201)
-        time.sleep(12.5)  # past --keep, and one background pass (every 10 s)
         second = s.json("POST", "/api/snapshots", {"pid": t.pid}, expect=201)
-        assert second["snapshot_id"] > first["snapshot_id"], "a snapshot id was given twice"
+        time.sleep(12.5)  # past --keep, and one background pass (every 10 s)
+        third = s.json("POST", "/api/snapshots", {"pid": t.pid}, expect=201)
+        assert third["snapshot_id"] > second["snapshot_id"] > first["snapshot_id"], "a snapshot id was given twice"
         kept = [x["taken_at"] for x in s.get("/api/snapshots")["snapshots"]]
-        assert kept == [second["taken_at"]], kept
+        # everything past --keep went, but the newest, which keeps ids from being reused
+        assert kept == [third["taken_at"], second["taken_at"]], kept
         ans = s.json("GET", f"/api/sql?sql=SELECT+count(*)+FROM+goroutines+WHERE+snapshot={first['snapshot_id']}")
         assert ans["rows"] == [[0]]
         av = s.json("GET", "/api/sql?sql=PRAGMA+auto_vacuum")
