@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define GLIMPSE_VERSION_STRING "0.2.0"
+
 struct cmd {
 	const char *name;
 	int (*run)(int argc, char **argv);	/* argv[0] is the command name; returns the exit code */
@@ -26,5 +28,6 @@ bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 extern const struct cmd cmd_inspect;
 extern const struct cmd cmd_snapshot;
 extern const struct cmd cmd_trace;
+extern const struct cmd cmd_serve;
 
 #endif

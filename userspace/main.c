@@ -10,14 +10,13 @@
 #include "cli.h"
 #include "err.h"
 
-#ifndef GLIMPSE_VERSION
-#define GLIMPSE_VERSION "0.1.0"
-#endif
+#define GLIMPSE_VERSION GLIMPSE_VERSION_STRING
 
 static const struct cmd *const commands[] = {
 	&cmd_inspect,
 	&cmd_snapshot,
 	&cmd_trace,
+	&cmd_serve,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -29,6 +29,7 @@ struct snapshot_opts {
 	enum reader_choice reader;
 	struct read_limits read;
 	struct decode_limits decode;
+	struct reader_bpf *warm;	/* a BPF reader loaded once and reused (the server's), or NULL */
 };
 
 struct snap_var {

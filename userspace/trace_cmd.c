@@ -26,6 +26,7 @@
 #include "pclntab.h"
 #include "store.h"
 #include "trace.h"
+#include "trace_store.h"
 
 static const char usage_text[] =
 	"usage: glimpse trace --pid PID | --exec 'CMD ARGS' REGEX [--where EXPR] [--stack N] [--json]\n"
@@ -174,10 +175,6 @@ static void json_event(struct session *s, const struct trace_event *ev, const st
 	buf_putc(&s->out, '\n');
 }
 
-static const char insert_event[] =
-	"INSERT INTO events (probe, ts_ns, goid, tid, kind, call_id, args, results, error, duration_ns, stack)"
-	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
 static void on_event(const struct trace_event *ev, void *arg)
 {
 	struct session *s = arg;
@@ -195,10 +192,7 @@ static void on_event(const struct trace_event *ev, void *arg)
 		buf_reset(&s->out);
 	}
 	if (s->st && !s->rc)
-		s->rc = store_run(s->st, insert_event, NULL, "iiiitztttzt", s->probe_ids[ev->func], ev->ts_ns,
-				  (int64_t)ev->goid, (int64_t)ev->tid, ev->kind == PROBE_CALL ? "call" : "return",
-				  (int64_t)ev->call_id, ev->args, ev->results, ev->error,
-				  ev->kind == PROBE_RETURN && ev->duration_ns > 0 ? ev->duration_ns : (int64_t)0, ev->stack);
+		s->rc = trace_store_event(s->st, s->probe_ids, ev);
 }
 
 /* One drain of the ring buffer: one transaction. Returns events or a negative code. */
@@ -223,146 +217,6 @@ static int drain(struct session *s, int timeout_ms)
 	}
 	fflush(stdout);
 	return n;
-}
-
-/* ---- the store ---- */
-
-static int64_t process_start_ns(pid_t pid)
-{
-	char path[64], line[1024], *p;
-	unsigned long long ticks = 0;
-	double uptime = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
-	fclose(f);
-	for (int i = 0; p && i < 20; i++) /* field 22 (starttime) is the 20th after ") " */
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
-		return 0;
-	f = fopen("/proc/uptime", "re");
-	if (f) {
-		if (fscanf(f, "%lf", &uptime) != 1)
-			uptime = 0;
-		fclose(f);
-	}
-	/* rounded to the second, as snapshot.c does, so both map to one process row */
-	return (int64_t)((double)now_ns(CLOCK_REALTIME) / 1e9 - uptime + (double)ticks / (double)sysconf(_SC_CLK_TCK) +
-			 0.5) * 1000000000;
-}
-
-static void spec_json(const struct trace_opts *o, const struct plan_func *pf, struct buf *out)
-{
-	struct json j;
-	struct buf w = {0};
-	char pc[32];
-
-	json_init(&j, out);
-	json_obj(&j);
-	json_kv_str(&j, "regex", o->regex);
-	json_key(&j, "where");
-	json_str(&j, o->where);
-	if (pf->where) {
-		where_describe(pf, &w);
-		json_kv_str(&j, "where_evaluated", buf_str(&w));
-	}
-	json_kv_bool(&j, "count_only", o->count_only);
-	snprintf(pc, sizeof(pc), "0x%" PRIx64, pf->call_pc);
-	json_kv_str(&j, "call_pc", pc);
-	json_key(&j, "ret_pcs");
-	json_arr(&j);
-	for (int i = 0; i < pf->nrets; i++) {
-		snprintf(pc, sizeof(pc), "0x%" PRIx64, pf->rets[i]);
-		json_str(&j, pc);
-	}
-	json_end(&j);
-	for (int k = 0; k < 2; k++) {
-		const struct plan_value *v = k ? pf->results : pf->args;
-		int n = k ? pf->nresults : pf->nargs;
-
-		json_key(&j, k ? "results" : "args");
-		json_arr(&j);
-		for (int i = 0; i < n; i++) {
-			json_obj(&j);
-			json_kv_str(&j, "name", v[i].name);
-			json_kv_str(&j, "type", v[i].type && v[i].type->name ? v[i].type->name : "?");
-			if (v[i].unavailable)
-				json_kv_str(&j, "unavailable", v[i].unavailable);
-			json_end(&j);
-		}
-		json_end(&j);
-	}
-	json_key(&j, "note");
-	json_str(&j, pf->note);
-	json_kv_uint(&j, "max_string", o->lim.max_string);
-	json_kv_uint(&j, "max_entries", o->lim.max_entries);
-	json_kv_uint(&j, "max_depth", o->lim.max_depth);
-	json_kv_uint(&j, "stack", o->lim.nstack);
-	json_kv_uint(&j, "rate_limit", o->rate_limit);
-	json_end(&j);
-	buf_free(&w);
-}
-
-/* Records the binary, the process and one probes row per function. */
-static int store_probes(struct session *s, const struct trace_opts *o, pid_t pid)
-{
-	const struct gobin *bin = s->bin;
-	char host[256] = "";
-	int64_t proc = 0, started = now_ns(CLOCK_REALTIME);
-	struct buf spec = {0};
-	int rc;
-
-	gethostname(host, sizeof(host) - 1);
-	s->probe_ids = xcalloc(trace_nfuncs(s->t), sizeof(*s->probe_ids));
-	rc = store_begin(s->st);
-	if (rc)
-		return rc;
-	rc = store_run(s->st, "INSERT OR IGNORE INTO binaries VALUES (?, ?, ?, ?, ?)", NULL, "tttii", bin->build_id,
-		       bin->path, bin->go_version, (int64_t)bin->stripped, (int64_t)bin->pie);
-	if (!rc)
-		rc = store_run(s->st, "INSERT OR IGNORE INTO processes (pid, build_id, host, started) VALUES (?, ?, ?, ?)",
-			       NULL, "itti", (int64_t)pid, bin->build_id, host, process_start_ns(pid));
-	if (!rc)
-		rc = store_run(s->st, "SELECT id FROM processes WHERE host = ? AND pid = ? ORDER BY started DESC LIMIT 1",
-			       &proc, "ti", host, (int64_t)pid);
-	for (size_t i = 0; !rc && i < trace_nfuncs(s->t); i++) {
-		buf_reset(&spec);
-		spec_json(o, trace_func(s->t, i), &spec);
-		rc = store_run(s->st, "INSERT INTO probes (process, func, spec, started) VALUES (?, ?, ?, ?)",
-			       &s->probe_ids[i], "itti", proc, trace_func(s->t, i)->name, buf_str(&spec), started);
-	}
-	buf_free(&spec);
-	if (rc) {
-		store_rollback(s->st);
-		return rc;
-	}
-	return store_commit(s->st);
-}
-
-static int store_stats(struct session *s)
-{
-	int rc = store_begin(s->st);
-
-	for (size_t i = 0; !rc && i < trace_nfuncs(s->t); i++) {
-		struct trace_stats ts;
-
-		trace_stats(s->t, i, &ts);
-		rc = store_run(s->st,
-			       "UPDATE probes SET ended = ?, calls = ?, returns = ?, ring_drops = ?, repeats = ?,"
-			       " rate_limited = ?, filtered = ? WHERE id = ?",
-			       NULL, "iiiiiiii", now_ns(CLOCK_REALTIME), (int64_t)(ts.calls + ts.hits), (int64_t)ts.returns,
-			       (int64_t)ts.ring_drops, (int64_t)ts.repeats, (int64_t)ts.rate_limited, (int64_t)ts.filtered,
-			       s->probe_ids[i]);
-	}
-	if (rc) {
-		store_rollback(s->st);
-		return rc;
-	}
-	return store_commit(s->st);
 }
 
 /* ---- the target ---- */
@@ -652,8 +506,10 @@ static int run(int argc, char **argv)
 	}
 	if (a.store) {
 		rc = store_open(a.db, &s.st);
-		if (!rc)
-			rc = store_probes(&s, &a.o, pid);
+		if (!rc) {
+			s.probe_ids = xcalloc(trace_nfuncs(s.t), sizeof(*s.probe_ids));
+			rc = trace_store_probes(s.st, bin, s.t, &a.o, pid, 0, s.probe_ids);
+		}
 		if (rc) {
 			rc = cli_fail(rc);
 			goto out;
@@ -696,7 +552,7 @@ static int run(int argc, char **argv)
 	while (drain(&s, 0) > 0)
 		;
 	if (s.st && !s.rc)
-		s.rc = store_stats(&s);
+		s.rc = trace_store_stats(s.st, s.t, s.probe_ids);
 	summary(&s, (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9, pid);
 	if (s.rc) {
 		rc = cli_fail(s.rc);

@@ -1,0 +1,35 @@
+/* api.h - the HTTP API's route families (api_*.c), each a table of routes that
+ * serve.c puts together, and what they share.
+ */
+#ifndef GLIMPSE_API_H
+#define GLIMPSE_API_H
+#include <microhttpd.h>
+#include <stddef.h>
+
+#include "http.h"
+#include "serve.h"
+#include "sqlro.h"
+
+extern const struct http_route api_sql_routes[];
+extern const size_t api_sql_nroutes;
+extern const struct http_route api_snapshot_routes[];
+extern const size_t api_snapshot_nroutes;
+extern const struct http_route api_trace_routes[];
+extern const size_t api_trace_nroutes;
+extern const struct http_route api_grafana_routes[];
+extern const size_t api_grafana_nroutes;
+
+/* The HTTP status for a failed query. */
+int api_sql_status(enum sqlro_fail f);
+/* Runs sql with params on the read-only pool and answers in format ("json",
+ * "objects", "csv"; NULL: json), or with an error. */
+void api_sql_answer(struct serve *sv, struct http_resp *w, const char *sql, const struct sqlro_param *params,
+		    size_t nparams, const char *format);
+/* Runs sql (whose single result column is JSON text per row) with params and
+ * appends the rows to out as the elements of a JSON array (no brackets);
+ * returns the number of rows, or -1 with an error answer set on w. Internal
+ * queries: no row or time limit. */
+long api_json_rows(struct serve *sv, struct http_resp *w, struct buf *out, const char *sql,
+		   const struct sqlro_param *params, size_t nparams);
+
+#endif
