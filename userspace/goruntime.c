@@ -243,7 +243,7 @@ static bool exported_runtime(const char *name)
 
 bool go_runtime_frame(const char *func)
 {
-	if (!func || !strchr(func, '.'))
+	if (!strchr(func, '.'))
 		return true;
 	if (strncmp(func, "internal/", 9) == 0 || strncmp(func, "runtime/internal/", 17) == 0)
 		return true;

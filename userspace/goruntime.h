@@ -62,7 +62,7 @@ const char *gstatus_name(uint32_t status);
 /* The runtime's waitReasonStrings entry for this Go version, e.g. "chan receive";
  * "" for waitReasonZero, NULL if out of range. */
 const char *waitreason_name(int go_minor, uint8_t reason);
-/* Whether the frame of function func (a pclntab name) is the runtime's and not the
+/* Whether the frame of function func (a pclntab name, not NULL) is the runtime's and not the
  * program's: what a Go traceback hides (runtime/traceback.go's showfuncinfo:
  * unexported runtime.* functions and names without a package), and the standard
  * library's internal/ and runtime/internal/ packages (the plumbing under sync, net

@@ -187,10 +187,16 @@ static int schema_version(struct store *st, int *version)
 	return 0;
 }
 
-/* go_runtime_frame(func) for SQL: 1 or 0 (the upgrade to version 2 uses it). */
+/* go_runtime_frame(func) for SQL: 1 or 0, NULL for NULL (the upgrade to version 2
+ * uses it). */
 static void sql_go_runtime_frame(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-	sqlite3_result_int(ctx, go_runtime_frame((const char *)sqlite3_value_text(argv[0])));
+	const char *func = (const char *)sqlite3_value_text(argv[0]);
+
+	if (func)
+		sqlite3_result_int(ctx, go_runtime_frame(func));
+	else
+		sqlite3_result_null(ctx);
 }
 
 /* Runs the embedded SQL file name. */
