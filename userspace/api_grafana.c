@@ -19,6 +19,7 @@
 #include "http.h"
 #include "json.h"
 #include "jsonparse.h"
+#include "api.h"
 #include "serve.h"
 
 #define MAX_SERIES 1000		/* time series in one target's answer */
@@ -112,17 +113,6 @@ static int fail(struct call *c, int status, const char *fmt, ...)
 		c->status = status;
 	}
 	return c->status;
-}
-
-static int fail_status(enum sqlro_fail f)
-{
-	switch (f) {
-	case SQLRO_BAD:
-	case SQLRO_TIMEOUT: return 400;
-	case SQLRO_DENIED: return 403;
-	case SQLRO_BUSY: return 503;
-	default: return 500;
-	}
 }
 
 int grafana_time_ms(const char *iso, int64_t *ms)
@@ -303,13 +293,15 @@ static long table_row(void *ctx, sqlite3_stmt *s)
 struct series {
 	char *name;
 	struct buf points;	/* [[value, time], ...] */
-	struct json j;
+	struct json j;		/* writes points (so a series never moves) */
+	struct series *next;
 };
 
+/* The series of one answer, in the order their first point came. */
 struct series_set {
 	struct call *c;
 	int time_col, metric_col, nvalues;
-	struct series **s;
+	struct series *first, **tail;
 	size_t n;
 	char err[160];
 };
@@ -340,17 +332,18 @@ static struct series *series_get(struct series_set *ss, const char *name)
 {
 	struct series *se;
 
-	for (size_t i = 0; i < ss->n; i++)
-		if (strcmp(ss->s[i]->name, name) == 0)
-			return ss->s[i];
+	for (se = ss->first; se; se = se->next)
+		if (strcmp(se->name, name) == 0)
+			return se;
 	if (ss->n == MAX_SERIES)
 		return NULL;
 	se = xcalloc(1, sizeof(*se));
 	se->name = xstrdup(name);
 	json_init(&se->j, &se->points);
 	json_arr(&se->j);
-	ss->s = xrealloc(ss->s, (ss->n + 1) * sizeof(*ss->s));
-	ss->s[ss->n++] = se;
+	*ss->tail = se;
+	ss->tail = &se->next;
+	ss->n++;
 	return se;
 }
 
@@ -401,9 +394,10 @@ static long series_row(void *ctx, sqlite3_stmt *s)
 /* Writes the series and frees them. */
 static void series_flush(struct series_set *ss, bool write)
 {
-	for (size_t i = 0; i < ss->n; i++) {
-		struct series *se = ss->s[i];
+	struct series *se, *next;
 
+	for (se = ss->first; se; se = next) {
+		next = se->next;
 		if (write) {
 			json_end(&se->j);
 			json_obj(&ss->c->j);
@@ -416,8 +410,8 @@ static void series_flush(struct series_set *ss, bool write)
 		free(se->name);
 		free(se);
 	}
-	free(ss->s);
-	ss->s = NULL;
+	ss->first = NULL;
+	ss->tail = &ss->first;
 	ss->n = 0;
 }
 
@@ -493,7 +487,7 @@ static int apply_filters(struct call *c, struct buf *sql, struct sqlro_param *pa
 		if (sqlro_run(c->pool, buf_str(&cols), params, *np, c->lim, names_cols, NULL, &names_found, &res)) {
 			buf_free(&cols);
 			buf_free(&names_found);
-			return fail(c, fail_status(res.fail), "%s", res.error);
+			return fail(c, api_sql_status(res.fail), "%s", res.error);
 		}
 		buf_free(&cols);
 		cols = names_found;
@@ -609,6 +603,7 @@ static int query_target(struct call *c, const struct jv *t)
 	if (series) {
 		struct series_set ss = { .c = c };
 
+		ss.tail = &ss.first;
 		rc = sqlro_run(c->pool, buf_str(&sql), params, np, c->lim, series_cols, series_row, &ss, &res);
 		series_flush(&ss, rc == 0);
 		if (rc && ss.err[0])
@@ -627,7 +622,7 @@ static int query_target(struct call *c, const struct jv *t)
 	}
 	buf_free(&sql);
 	if (rc)
-		return fail(c, fail_status(res.fail), "target %s: %s", ref, res.error);
+		return fail(c, api_sql_status(res.fail), "target %s: %s", ref, res.error);
 	return 0;
 }
 
@@ -747,7 +742,7 @@ static int run_pairs(struct call *c, const char *sql, const struct sqlro_param *
 	if (sqlro_run(c->pool, sql, params, np, c->lim, NULL, pairs_row, p, &res)) {
 		while (c->j.depth > depth)
 			json_end(&c->j);
-		return fail(c, fail_status(res.fail), "%s", res.error);
+		return fail(c, api_sql_status(res.fail), "%s", res.error);
 	}
 	json_end(&c->j);
 	return 0;

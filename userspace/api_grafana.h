@@ -1,6 +1,6 @@
 /* api_grafana.h - Grafana's JSON API data source protocol (the plugin
  * simpod-json-datasource) under /grafana, answered from the store through the
- * read-only SQL pool. The routes are api_grafana_routes (serve.h); what each
+ * read-only SQL pool. The routes are api_grafana_routes (api.h); what each
  * answers is grafana_call, which needs no HTTP so it can be tested alone.
  *
  *   GET  /grafana, /grafana/           200 {"status": "ok"} (the plugin's "Test connection")

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "err.h"
 #include "jsonparse.h"
+#include "api.h"
 #include "serve.h"
 #include "sqlro.h"
 #include "store.h"
