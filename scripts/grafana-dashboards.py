@@ -15,6 +15,7 @@ usage: scripts/grafana-dashboards.py [--check]
 """
 import json
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,15 +30,15 @@ LATEST = ("SELECT max(sn.id) FROM snapshots sn JOIN processes p ON p.id = sn.pro
 IN_RANGE = "time BETWEEN :from AND :to AND (:pid = 0 OR pid = :pid)"
 
 
-def body(sql, interval=False):
-    """The POST body: the SQL and its named parameters, as Grafana sends it."""
-    params = '":from": ${__from}, ":to": ${__to}, ":pid": ${pid}'
-    if interval:
-        params += ', ":interval_ms": ${__interval_ms}'
+def body(sql):
+    """The POST body: the SQL and the named parameters it uses (/api/sql refuses
+    others), as Grafana sends it with its macros filled in."""
+    macros = {":from": "${__from}", ":to": "${__to}", ":pid": "${pid}", ":interval_ms": "${__interval_ms}"}
+    params = ", ".join(f'"{p}": {m}' for p, m in macros.items() if re.search(re.escape(p) + r"\b", sql))
     return '{"sql": ' + json.dumps(" ".join(sql.split())) + ', "params": {' + params + '}}'
 
 
-def target(sql, columns, fmt="table", interval=False, ref="A"):
+def target(sql, columns, fmt="table", ref="A"):
     """An Infinity query of /api/sql; columns: [(name, "timestamp_epoch"|"string"|"number")]."""
     return {
         "refId": ref,
@@ -52,7 +53,7 @@ def target(sql, columns, fmt="table", interval=False, ref="A"):
             "params": [{"key": "format", "value": "objects"}],
             "body_type": "raw",
             "body_content_type": "application/json",
-            "data": body(sql, interval),
+            "data": body(sql),
         },
         "root_selector": "",
         "columns": [{"selector": c, "text": c, "type": t} for c, t in columns],
@@ -209,16 +210,14 @@ DASHBOARDS = {
                            sum(calls) * 1000.0 / max(:interval_ms, 1000) AS calls_per_second
                     FROM calls_per_second WHERE {IN_RANGE}
                     GROUP BY 1, func ORDER BY 1""",
-                [("time", "timestamp_epoch"), ("series", "string"), ("calls_per_second", "number")],
-                interval=True)],
+                [("time", "timestamp_epoch"), ("series", "string"), ("calls_per_second", "number")])],
                 0, 0, 12, 9, unit="reqps", long_series=True),
             panel("Errors per second", "timeseries", [target(
                 f"""SELECT time / :interval_ms * :interval_ms AS time, func AS series,
                            sum(errors) * 1000.0 / max(:interval_ms, 1000) AS errors_per_second
                     FROM calls_per_second WHERE {IN_RANGE}
                     GROUP BY 1, func ORDER BY 1""",
-                [("time", "timestamp_epoch"), ("series", "string"), ("errors_per_second", "number")],
-                interval=True)],
+                [("time", "timestamp_epoch"), ("series", "string"), ("errors_per_second", "number")])],
                 12, 0, 12, 9, unit="reqps", long_series=True),
             panel("Latency percentiles per minute", "timeseries", [target(
                 """SELECT l.time, l.func AS series, l.p50_ns / 1e6 AS p50_ms, l.p90_ns / 1e6 AS p90_ms,

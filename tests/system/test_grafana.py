@@ -2,7 +2,9 @@
 the dashboard JSON and filled in as Grafana fills its macros, runs read-only against a store
 written by the real glimpse (snapshots of the target fixture, a trace of the tracee) and
 answers rows with the columns the panel names; the time range and the process variable
-really filter; the provisioning files name the data sources the dashboards use."""
+really filter; the provisioning files name the data sources the dashboards use. Then the
+same requests over real HTTP to glimpse serve: each panel's POST to /api/sql as the
+Infinity data source sends it, and the JSON API data source protocol under /grafana."""
 import glob
 import json
 import os
@@ -12,7 +14,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import ROOT
+from harness import ROOT, Skip
+from serve import Server
 from test_schema import fill_store
 
 GRAFANA = os.path.join(ROOT, "web", "grafana")
@@ -109,3 +112,85 @@ def test_every_panel_query_answers_rows_from_a_real_store():
                 some += len(run(db, sql, params)[1])
             assert some > 0, (name, title)
         print(f"  {len(report)} queries answered {sum(report)} rows ({min(report)}..{max(report)} each)")
+
+
+def filled_store(d):
+    """A store written by the real glimpse and its time range (epoch ms)."""
+    db = os.path.join(d, "g.db")
+    t0 = int(time.time() * 1000)
+    t, _ = fill_store(db)
+    t.stop()
+    return db, t0 - 3600_000, int(time.time() * 1000) + 60_000
+
+
+def test_every_panel_request_answers_through_glimpse_serve_as_infinity_sends_it():
+    with tempfile.TemporaryDirectory() as d:
+        db, frm, to = filled_store(d)
+        s = Server(db=db)
+        try:
+            n = 0
+            for name, title, q in queries():
+                fill(q, frm, to, 0)  # checks the shape
+                data = q["url_options"]["data"]
+                for macro, value in (("${__from}", frm), ("${__to}", to), ("${__interval_ms}", 10000),
+                                     ("${pid}", 0)):
+                    data = data.replace(macro, str(value))
+                rows = s.json("POST", "/api/sql?format=objects", data.encode(),
+                              headers={"Content-Type": "application/json"})
+                sql, params = fill(q, frm, to, 0)
+                cols, want = run(db, sql, params)
+                assert isinstance(rows, list) and len(rows) == len(want) > 0, (name, title, len(rows), len(want))
+                assert [[r[c] for c in cols] for r in rows] == [list(w) for w in want], (name, title)
+                n += len(rows)
+            print(f"  {len(queries())} panel requests, {n} rows, equal to sqlite3's")
+        finally:
+            s.close()
+
+
+def grafana_body(frm, to, targets, **extra):
+    iso = lambda ms: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+    return {"range": {"from": iso(frm), "to": iso(to), "raw": {"from": "now-1h", "to": "now"}},
+            "intervalMs": 10000, "maxDataPoints": 500, "targets": targets, **extra}
+
+
+def test_json_datasource_protocol_answers_over_http():
+    with tempfile.TemporaryDirectory() as d:
+        db, frm, to = filled_store(d)
+        s = Server(db=db)
+        try:
+            status, _, body = s.request("GET", "/grafana")
+            if status == 404:
+                raise Skip("serve.c does not register api_grafana_routes yet")
+            assert status == 200, body
+            assert s.request("GET", "/grafana/")[0] == 200
+            assert s.request("GET", "/grafana", token=False)[0] == 401
+            metrics = [m["value"] for m in s.json("POST", "/grafana/metrics", {})]
+            assert "sql" in metrics and "goroutines_by_state" in metrics, metrics
+            # Every canned metric answers; time series are [{"target", "datapoints"}].
+            for m in metrics:
+                if m == "sql":
+                    continue
+                got = s.json("POST", "/grafana/query", grafana_body(frm, to, [{"refId": "A", "target": m}]))
+                assert got, m
+                for a in got:
+                    assert ("datapoints" in a and "target" in a) or (a["type"] == "table" and "rows" in a), (m, a)
+            # A series equals the view's rows.
+            got = s.json("POST", "/grafana/query", grafana_body(frm, to, [{
+                "refId": "A", "target": "sql", "payload": {"format": "time_series", "sql":
+                    "SELECT time, status AS metric, sum(goroutines) AS n FROM goroutines_by_state"
+                    " WHERE time BETWEEN $__from AND $__to GROUP BY time, status ORDER BY time"}}]))
+            want = {}
+            for t, st, n in run(db, "SELECT time, status, sum(goroutines) FROM goroutines_by_state"
+                                    " GROUP BY time, status ORDER BY time", {})[1]:
+                want.setdefault(st, []).append([n, t])
+            assert {a["target"]: a["datapoints"] for a in got} == want, got
+            v = s.json("POST", "/grafana/variable", {"payload": {"sql": "SELECT pid FROM processes ORDER BY pid"}})
+            pids = [r[0] for r in run(db, "SELECT pid FROM processes ORDER BY pid", {})[1]]
+            assert v == [{"__text": str(p), "__value": str(p)} for p in pids], v
+            assert {"type": "number", "text": "pid"} in s.json("POST", "/grafana/tag-keys", {})
+            assert s.json("POST", "/grafana/tag-values", {"key": "pid"}) == [{"text": str(p)} for p in pids]
+            bad = s.json("POST", "/grafana/query", grafana_body(frm, to, [
+                {"refId": "A", "payload": {"sql": "DELETE FROM snapshots"}}]), expect=403)
+            assert "target A" in bad["error"], bad
+        finally:
+            s.close()
