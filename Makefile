@@ -27,7 +27,7 @@ SRCS := $(wildcard userspace/*.c)
 OBJS := $(patsubst userspace/%.c,$(B)/obj/%.o,$(SRCS))
 LIB_OBJS := $(filter-out $(B)/obj/main.o,$(OBJS))
 SCHEMA := $(wildcard schema/*.sql)
-WEB := $(wildcard web/*)
+WEB := $(filter-out web/grafana,$(wildcard web/*))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 

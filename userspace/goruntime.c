@@ -224,6 +224,34 @@ const char *gstatus_name(uint32_t status)
 	return names[status];
 }
 
+/* Whether name ("runtime." removed) is an exported function or an exported
+ * method of an exported type, as runtime/traceback.go's isExportedRuntime says. */
+static bool exported_runtime(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	const char *fn = dot ? dot + 1 : name;
+
+	if (!(*fn >= 'A' && *fn <= 'Z'))
+		return false;
+	if (!dot)
+		return true;
+	/* a receiver: "T" or "(*T)" */
+	if (name[0] == '(' && name[1] == '*')
+		name += 2;
+	return *name >= 'A' && *name <= 'Z';
+}
+
+bool go_runtime_frame(const char *func)
+{
+	if (!strchr(func, '.'))
+		return true;
+	if (strncmp(func, "internal/", 9) == 0 || strncmp(func, "runtime/internal/", 17) == 0)
+		return true;
+	if (strncmp(func, "runtime.", 8) == 0)
+		return !exported_runtime(func + 8);
+	return false;
+}
+
 /* waitReasonStrings of each version's runtime2.go (the enum order changes). */
 static const char *const waitreasons_1_19[] = {
 	"", "GC assist marking", "IO wait", "chan receive (nil chan)",

@@ -62,5 +62,13 @@ const char *gstatus_name(uint32_t status);
 /* The runtime's waitReasonStrings entry for this Go version, e.g. "chan receive";
  * "" for waitReasonZero, NULL if out of range. */
 const char *waitreason_name(int go_minor, uint8_t reason);
+/* Whether the frame of function func (a pclntab name, not NULL) is the runtime's and not the
+ * program's: what a Go traceback hides (runtime/traceback.go's showfuncinfo:
+ * unexported runtime.* functions and names without a package), and the standard
+ * library's internal/ and runtime/internal/ packages (the plumbing under sync, net
+ * and os). Exported runtime functions (runtime.Gosched, runtime.(*Func).Name) are
+ * the program's calls and are not runtime frames. A stack's function
+ * (stacks.top_func) is its innermost frame for which this is false. */
+bool go_runtime_frame(const char *func);
 
 #endif

@@ -20,6 +20,7 @@
 #include "dwarf.h"
 #include "err.h"
 #include "gobin.h"
+#include "goruntime.h"
 #include "json.h"
 #include "pclntab.h"
 #include "store.h"
@@ -463,14 +464,20 @@ void snapshot_free(struct snapshot *s)
 static int store_stack(struct store *st, const struct snapshot *s, const struct snap_goroutine *g, int64_t *id)
 {
 	char hash[40];
-	int rc;
+	int rc, top = -1;
 
 	snprintf(hash, sizeof(hash), "%016" PRIx64 "-%d", g->stack_hash ^ fnv(0, (uint64_t)g->nframes), g->nframes);
 	rc = store_run(st, "SELECT id FROM stacks WHERE hash = ?", id, "t", hash);
 	if (rc || *id)
 		return rc;
-	rc = store_run(st, "INSERT INTO stacks (hash, depth, top) VALUES (?, ?, ?)", id, "tit", hash,
-		       (int64_t)g->nframes, g->frames[0].func);
+	for (int f = 0; f < g->nframes && top < 0; f++) /* the innermost frame outside the runtime */
+		if (!go_runtime_frame(g->frames[f].func))
+			top = f;
+	for (int f = g->nframes - 1; f >= 0 && top < 0; f--) /* else the runtime function it runs */
+		if (f == 0 || strcmp(g->frames[f].func, "runtime.goexit") != 0)
+			top = f;
+	rc = store_run(st, "INSERT INTO stacks (hash, depth, top, top_func) VALUES (?, ?, ?, ?)", id, "titt", hash,
+		       (int64_t)g->nframes, g->frames[0].func, g->frames[top].func);
 	for (int f = 0; !rc && f < g->nframes; f++) {
 		const struct snap_frame *fr = &g->frames[f];
 

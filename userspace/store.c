@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "goruntime.h"
 
 struct embedded {
 	const char *name;
@@ -186,9 +187,34 @@ static int schema_version(struct store *st, int *version)
 	return 0;
 }
 
+/* go_runtime_frame(func) for SQL: 1 or 0, NULL for NULL (the upgrade to version 2
+ * uses it). */
+static void sql_go_runtime_frame(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *func = (const char *)sqlite3_value_text(argv[0]);
+
+	if (func)
+		sqlite3_result_int(ctx, go_runtime_frame(func));
+	else
+		sqlite3_result_null(ctx);
+}
+
+/* Runs the embedded SQL file name. */
+static int exec_embedded(struct store *st, const char *name, const char *what)
+{
+	const struct embedded *f = embedded_file(name);
+
+	if (!f)
+		return err_set(ENOENT, "%s is not compiled into this glimpse", name);
+	return exec(st, (const char *)f->data, what);
+}
+
+/* Brings the database to STORE_SCHEMA_VERSION in one transaction: a new one gets
+ * schema/store.sql; an older one the upgrade steps from its version on
+ * (schema/upgrade-N.sql takes version N-1 to N, keeping the data) and then
+ * store.sql for what is new. A newer or foreign database is refused untouched. */
 static int migrate(struct store *st)
 {
-	const struct embedded *schema = embedded_file("schema/store.sql");
 	int version, rc;
 	char sql[128];
 
@@ -203,11 +229,20 @@ static int migrate(struct store *st)
 			       st->path, version, STORE_SCHEMA_VERSION);
 	if (version == STORE_SCHEMA_VERSION)
 		return 0;
-	if (!schema)
-		return err_set(ENOENT, "schema/store.sql is not compiled into this glimpse");
+	rc = sqlite3_create_function(st->db, "go_runtime_frame", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+				     sql_go_runtime_frame, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return store_error(st->db, rc, st->path);
 	rc = store_begin(st);
+	for (int v = version ? version + 1 : STORE_SCHEMA_VERSION + 1; !rc && v <= STORE_SCHEMA_VERSION; v++) {
+		char name[64], what[64];
+
+		snprintf(name, sizeof(name), "schema/upgrade-%d.sql", v);
+		snprintf(what, sizeof(what), "upgrading the schema to version %d", v);
+		rc = exec_embedded(st, name, what);
+	}
 	if (!rc)
-		rc = exec(st, (const char *)schema->data, "creating the schema");
+		rc = exec_embedded(st, "schema/store.sql", "creating the schema");
 	snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta VALUES ('schema_version', '%d')",
 		 STORE_SCHEMA_VERSION);
 	if (!rc)

@@ -1,7 +1,8 @@
 /* store.h - glimpse's SQLite store: opening (creating or migrating) the database,
  * transactions, and compact parameter binding for the modules that write to it.
  *
- * The schema lives in schema/store.sql (compiled into the binary). The store is in
+ * The schema lives in schema/store.sql (compiled into the binary); an older
+ * database is upgraded in place by schema/upgrade-N.sql, keeping its data. The store is in
  * WAL mode so readers (the HTTP server, sqlite3) never block writers. Everything a
  * capture writes goes in one transaction: nothing half-written is ever visible.
  */
@@ -11,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_DEFAULT_PATH "glimpse.db"
 
 struct store;

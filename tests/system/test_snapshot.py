@@ -185,9 +185,9 @@ def test_snapshot_is_stored_with_deduplicated_stacks_and_views():
         assert n == len(snap["goroutines"]), n
         stacks = c.execute("SELECT count(*) FROM stacks").fetchone()[0]
         assert stacks < n / 5, (stacks, n)  # 200 workers share one stack, across both snapshots
-        top = c.execute("SELECT goroutines, wait_reason, top_func FROM goroutine_groups WHERE snapshot = 1"
+        top = c.execute("SELECT goroutines, wait_reason, top_func, top FROM goroutine_groups WHERE snapshot = 1"
                         " LIMIT 1").fetchone()
-        assert top == (200, "chan receive", "runtime.gopark"), top
+        assert top == (200, "chan receive", "main.parkedWorker", "runtime.gopark"), top
         blocked = c.execute("SELECT count(*) FROM blocked_goroutines WHERE snapshot = 2").fetchone()[0]
         assert blocked >= 200
         vals = dict(c.execute("SELECT name, value FROM variables v JOIN goroutines g USING (snapshot, goid) "

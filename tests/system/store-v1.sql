@@ -1,0 +1,176 @@
+-- glimpse store, schema version 1.
+-- Timestamps are nanoseconds since the Unix epoch (UTC). pcs are link-time addresses
+-- (as `go tool objdump` shows them; equal to run-time addresses except in PIE binaries).
+-- Applied by store.c inside one transaction when the database is new.
+
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS binaries (
+	build_id   TEXT PRIMARY KEY,
+	path       TEXT NOT NULL,
+	go_version TEXT NOT NULL,
+	stripped   INTEGER NOT NULL,
+	pie        INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS processes (
+	id         INTEGER PRIMARY KEY,
+	pid        INTEGER NOT NULL,
+	build_id   TEXT NOT NULL REFERENCES binaries(build_id),
+	host       TEXT NOT NULL,
+	started    INTEGER NOT NULL,	-- process start time
+	UNIQUE (host, pid, started)
+);
+
+CREATE TABLE IF NOT EXISTS snapshots (
+	id          INTEGER PRIMARY KEY,
+	process     INTEGER NOT NULL REFERENCES processes(id),
+	taken_at    INTEGER NOT NULL,	-- when the capture started
+	duration_us INTEGER NOT NULL,	-- how long reading the goroutines took (the process never stops)
+	decode_us   INTEGER NOT NULL,	-- unwinding, symbolizing and decoding afterwards, in glimpse
+	reader      TEXT NOT NULL,	-- 'bpf' or 'process_vm_readv'
+	goroutines  INTEGER NOT NULL,
+	torn        INTEGER NOT NULL,	-- goroutines that changed while being copied
+	options     TEXT,		-- JSON of the limits used
+	recording   INTEGER,		-- recordings.id when taken during a recording
+	rr_event    INTEGER		-- the rr event of that moment
+);
+
+-- Identical stacks are stored once: 10k goroutines usually share a few hundred.
+CREATE TABLE IF NOT EXISTS stacks (
+	id    INTEGER PRIMARY KEY,
+	hash  TEXT NOT NULL UNIQUE,	-- of build id + pcs
+	depth INTEGER NOT NULL,
+	top   TEXT			-- innermost function
+);
+
+CREATE TABLE IF NOT EXISTS frames (
+	stack   INTEGER NOT NULL REFERENCES stacks(id),
+	depth   INTEGER NOT NULL,	-- 0 = innermost, inlined frames included
+	func    TEXT NOT NULL,
+	file    TEXT NOT NULL,
+	line    INTEGER NOT NULL,
+	pc      INTEGER NOT NULL,
+	inlined INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (stack, depth)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS goroutines (
+	snapshot      INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+	goid          INTEGER NOT NULL,
+	status        TEXT NOT NULL,	-- runnable, running, syscall, waiting, ...
+	wait_reason   TEXT,		-- as the runtime names it: 'chan receive', 'select', 'sleep', ...
+	wait_since_ns INTEGER,		-- when it started waiting, where the runtime records it (after a GC)
+	created_by    TEXT,		-- function containing the go statement
+	created_at    TEXT,		-- file:line of the go statement
+	parent_goid   INTEGER,
+	labels        TEXT,		-- pprof labels, JSON object
+	thread        INTEGER,		-- OS thread id for running / syscall goroutines
+	stack_id      INTEGER REFERENCES stacks(id),
+	stack_note    TEXT,		-- why the stack is missing or partial, else NULL
+	torn          INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (snapshot, goid)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS variables (
+	snapshot  INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+	goid      INTEGER NOT NULL,
+	depth     INTEGER NOT NULL,	-- frame depth (as in frames.depth)
+	name      TEXT NOT NULL,
+	kind      TEXT NOT NULL,	-- param, result, local
+	type      TEXT NOT NULL,
+	value     TEXT,			-- JSON; NULL when unavailable at that pc
+	truncated INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE INDEX IF NOT EXISTS goroutines_by_stack ON goroutines (stack_id);
+CREATE INDEX IF NOT EXISTS goroutines_by_status ON goroutines (snapshot, status, wait_reason);
+CREATE INDEX IF NOT EXISTS variables_by_goroutine ON variables (snapshot, goid, depth);
+CREATE INDEX IF NOT EXISTS variables_by_name ON variables (name);
+CREATE INDEX IF NOT EXISTS snapshots_by_process ON snapshots (process, taken_at);
+CREATE INDEX IF NOT EXISTS frames_by_func ON frames (func);
+
+-- Goroutines grouped by identical stack, like pprof's debug=1.
+CREATE VIEW IF NOT EXISTS goroutine_groups AS
+SELECT g.snapshot, g.stack_id, count(*) AS goroutines, g.status, g.wait_reason,
+       s.top AS top_func, min(g.goid) AS example_goid
+FROM goroutines g LEFT JOIN stacks s ON s.id = g.stack_id
+GROUP BY g.snapshot, g.stack_id, g.status, g.wait_reason
+ORDER BY g.snapshot, goroutines DESC;
+
+-- Goroutines that are blocked, with why and for how long (where the runtime knows).
+CREATE VIEW IF NOT EXISTS blocked_goroutines AS
+SELECT g.snapshot, g.goid, g.wait_reason, s.top AS top_func,
+       CASE WHEN g.wait_since_ns IS NOT NULL THEN (sn.taken_at - g.wait_since_ns) / 1000000 END AS waiting_ms,
+       g.created_by, g.labels
+FROM goroutines g JOIN snapshots sn ON sn.id = g.snapshot LEFT JOIN stacks s ON s.id = g.stack_id
+WHERE g.status = 'waiting'
+ORDER BY waiting_ms DESC;
+
+-- One line per snapshot with its process.
+CREATE VIEW IF NOT EXISTS snapshot_summary AS
+SELECT sn.id, sn.taken_at, sn.duration_us, sn.reader, sn.goroutines, sn.torn,
+       p.pid, p.host, b.path, b.go_version
+FROM snapshots sn JOIN processes p ON p.id = sn.process JOIN binaries b ON b.build_id = p.build_id;
+
+-- glimpse trace: one row per traced function per trace session.
+CREATE TABLE IF NOT EXISTS probes (
+	id           INTEGER PRIMARY KEY,
+	process      INTEGER NOT NULL REFERENCES processes(id),
+	func         TEXT NOT NULL,
+	spec         TEXT NOT NULL,	-- JSON: regexp, --where (and where it ran), probe pcs, argument and result types, limits, notes
+	started      INTEGER NOT NULL,
+	ended        INTEGER,		-- NULL while tracing
+	calls        INTEGER NOT NULL DEFAULT 0,	-- call events (count-only: calls counted)
+	returns      INTEGER NOT NULL DEFAULT 0,
+	ring_drops   INTEGER NOT NULL DEFAULT 0,	-- events lost: the ring buffer was full
+	repeats      INTEGER NOT NULL DEFAULT 0,	-- one execution hit twice (signal during the single-step), dropped
+	rate_limited INTEGER NOT NULL DEFAULT 0,	-- calls over --rate-limit
+	filtered     INTEGER NOT NULL DEFAULT 0	-- calls rejected by --where
+);
+
+-- One row per call and per return. A return has its call's call_id.
+CREATE TABLE IF NOT EXISTS events (
+	id          INTEGER PRIMARY KEY,
+	probe       INTEGER NOT NULL REFERENCES probes(id) ON DELETE CASCADE,
+	ts_ns       INTEGER NOT NULL,
+	goid        INTEGER NOT NULL,
+	tid         INTEGER NOT NULL,
+	kind        TEXT NOT NULL,	-- 'call' or 'return'
+	call_id     INTEGER,		-- pairs a return with its call (NULL: the call was not seen)
+	args        TEXT,		-- JSON object {"name": value}; on returns the call's; NULL without DWARF
+	results     TEXT,		-- returns: JSON array
+	error       TEXT,		-- returns: message of the first non-nil error result
+	duration_ns INTEGER,		-- returns: since the call
+	stack       TEXT,		-- calls with --stack: JSON array of "func file:line"
+	recording   INTEGER,		-- recordings.id when the process was being recorded
+	rr_event    INTEGER
+);
+
+CREATE INDEX IF NOT EXISTS events_by_probe ON events (probe, ts_ns);
+CREATE INDEX IF NOT EXISTS events_by_call ON events (probe, call_id);
+CREATE INDEX IF NOT EXISTS probes_by_process ON probes (process, started);
+
+-- One row per call, with its return.
+CREATE VIEW IF NOT EXISTS calls AS
+SELECT c.id, p.func, c.goid, c.ts_ns, c.args, r.results, r.error, r.duration_ns, c.probe
+FROM events c JOIN probes p ON p.id = c.probe
+LEFT JOIN events r ON r.probe = c.probe AND r.call_id = c.call_id AND r.kind = 'return'
+WHERE c.kind = 'call';
+
+-- Arguments one per row, typed: SELECT * FROM event_args WHERE name = 'id' AND value > 100.
+CREATE VIEW IF NOT EXISTS event_args AS
+SELECT e.id AS event, e.probe, e.kind, e.goid, e.ts_ns, a.key AS name, a.type AS type, a.atom AS value, a.value AS json
+FROM events e, json_each(e.args) a
+WHERE e.kind = 'call';
+
+-- Latency per function.
+CREATE VIEW IF NOT EXISTS call_latency AS
+SELECT p.func, count(*) AS returns, min(e.duration_ns) AS min_ns, avg(e.duration_ns) AS avg_ns,
+       max(e.duration_ns) AS max_ns, sum(e.error IS NOT NULL) AS errors
+FROM events e JOIN probes p ON p.id = e.probe
+WHERE e.kind = 'return' AND e.duration_ns IS NOT NULL
+GROUP BY p.func;
