@@ -31,7 +31,7 @@
 	" ORDER BY f.depth)))"
 
 /* A group's function: the innermost frame outside the runtime, as pprof shows it. */
-#define GROUP_TOP_FUNC "s.top"
+#define GROUP_TOP_FUNC "coalesce(s.top_func, s.top)"
 
 #define SNAPSHOT_HEAD_JSON                                                                                      \
 	"SELECT json_object('snapshot_id', sn.id, 'pid', p.pid, 'path', b.path, 'go_version', b.go_version,"  \
