@@ -159,8 +159,6 @@ def test_json_datasource_protocol_answers_over_http():
         s = Server(db=db)
         try:
             status, _, body = s.request("GET", "/grafana")
-            if status == 404:
-                raise Skip("serve.c does not register api_grafana_routes yet")
             assert status == 200, body
             assert s.request("GET", "/grafana/")[0] == 200
             assert s.request("GET", "/grafana", token=False)[0] == 401
@@ -194,3 +192,38 @@ def test_json_datasource_protocol_answers_over_http():
             assert "target A" in bad["error"], bad
         finally:
             s.close()
+
+
+def test_infinity_answers_parse_into_grafana_frames_with_time_number_and_string_fields():
+    """Every panel's answer, as objects and as CSV, read by @grafana/data (the npm package Grafana
+    itself parses frames with): the time column is a time field, counts are numbers, names strings."""
+    node_modules = os.path.join(ROOT, "tests", "grafana", "node_modules", "@grafana", "data")
+    if not os.path.isdir(node_modules):
+        raise Skip("@grafana/data is not installed (scripts/setup.sh runs npm ci in tests/grafana)")
+    with tempfile.TemporaryDirectory() as d:
+        db, frm, to = filled_store(d)
+        s = Server(db=db)
+        try:
+            p = subprocess.run(["node", os.path.join(ROOT, "tests", "grafana", "frames.js"), f"http://127.0.0.1:{s.port}",
+                                s.token, os.path.join(GRAFANA, "dashboards"), str(frm), str(to), "0"],
+                               capture_output=True, text=True, timeout=120)
+        finally:
+            s.close()
+    lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    assert p.returncode == 0 and lines, p.stdout + p.stderr
+    assert len(lines) == len(queries()), (len(lines), len(queries()))
+    types = {}
+    for l in lines:
+        assert l["rows"] > 0 and l["csv_rows"] == l["rows"], l
+        assert [f["name"] for f in l["fields"]] == [f["name"] for f in l["csv_fields"]], l
+        for f in l["fields"]:
+            types.setdefault(f["name"], set()).add(f["type"])
+        if any(f["name"] == "time" for f in l["fields"]):
+            assert l["time_field"] and {"time": "time"}.items() <= {f["name"]: f["type"] for f in l["fields"]}.items(), l
+    assert types["time"] == {"time"}, types["time"]
+    for numeric in ("goroutines", "duration_us", "calls_per_second"):
+        if numeric in types:
+            assert types[numeric] == {"number"}, (numeric, types[numeric])
+    assert {"string"} == types.get("series", {"string"}), types.get("series")
+    print(f"  {len(lines)} panel answers read by @grafana/data: " +
+          ", ".join(sorted(f"{k}={'/'.join(sorted(v))}" for k, v in types.items() if k in ("time", "series", "goroutines"))))
