@@ -379,7 +379,7 @@ static void start_trace(struct http_req *r, struct http_resp *w)
 		http_error(w, 500, "cannot start the trace's thread");
 		goto fail;
 	}
-	sv->traces = xrealloc(sv->traces, (sv->ntraces + 1) * sizeof(*sv->traces));
+	sv->traces = xrealloc(sv->traces, (sv->ntraces + 1) * sizeof(struct trace_run *));
 	sv->traces[sv->ntraces++] = tr;
 	pthread_mutex_unlock(&sv->traces_lock);
 

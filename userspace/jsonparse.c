@@ -170,7 +170,7 @@ static void push(struct jv *v, struct jv *item, char *key, size_t *cap)
 {
 	if (v->n == *cap) {
 		*cap = *cap ? *cap * 2 : 4;
-		v->items = xrealloc(v->items, *cap * sizeof(*v->items));
+		v->items = xrealloc(v->items, *cap * sizeof(struct jv *));
 		if (v->type == JV_OBJ)
 			v->keys = xrealloc(v->keys, *cap * sizeof(*v->keys));
 	}
