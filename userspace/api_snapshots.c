@@ -42,15 +42,7 @@
 
 static bool snapshot_id(struct http_req *r, struct http_resp *w, int64_t *id)
 {
-	char *end;
-	long long v = strtoll(r->params[0], &end, 10);
-
-	if (*end || v <= 0) {
-		http_error(w, 400, "'%s' is not a snapshot id", r->params[0]);
-		return false;
-	}
-	*id = v;
-	return true;
+	return http_param_id(r, w, 0, "snapshot", id);
 }
 
 /* Appends the snapshot's head object (without its closing brace) to out;

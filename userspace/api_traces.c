@@ -49,22 +49,6 @@ struct trace_run {
 	int store_rc;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static int64_t real_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
 int api_traces_init(struct serve *sv)
 {
 	int rc;
@@ -139,7 +123,7 @@ static void *trace_thread(void *arg)
 			snprintf(tr->end_reason, sizeof(tr->end_reason), "max_events reached");
 			break;
 		}
-		if (mono_ms() >= tr->deadline_ms) {
+		if (serve_mono_ms() >= tr->deadline_ms) {
 			snprintf(tr->end_reason, sizeof(tr->end_reason), "duration reached");
 			break;
 		}
@@ -163,7 +147,7 @@ static void *trace_thread(void *arg)
 	pthread_mutex_lock(&sv->write_lock);
 	if (!tr->store_rc)
 		trace_store_stats(sv->st, tr->t, tr->probe_ids);
-	store_run(sv->st, "UPDATE traces SET ended = ?, state = ?, end_reason = ? WHERE id = ?", NULL, "itti", real_ns(),
+	store_run(sv->st, "UPDATE traces SET ended = ?, state = ?, end_reason = ? WHERE id = ?", NULL, "itti", serve_real_ns(),
 		  state, tr->end_reason, tr->id);
 	pthread_mutex_unlock(&sv->write_lock);
 	pthread_mutex_lock(&sv->metrics_lock);
@@ -352,7 +336,7 @@ static void start_trace(struct http_req *r, struct http_resp *w)
 	options_json(tr, duration_s, &opts);
 	pthread_mutex_lock(&sv->write_lock);
 	rc = store_run(sv->st, "INSERT INTO traces (pid, regex, options, started, state) VALUES (?, ?, ?, ?, 'running')",
-		       &tr->id, "itti", (int64_t)tr->pid, tr->regex, buf_str(&opts), real_ns());
+		       &tr->id, "itti", (int64_t)tr->pid, tr->regex, buf_str(&opts), serve_real_ns());
 	if (!rc)
 		rc = trace_store_probes(sv->st, tr->bin, tr->t, &tr->o, tr->pid, tr->id, tr->probe_ids);
 	pthread_mutex_unlock(&sv->write_lock);
@@ -366,11 +350,11 @@ static void start_trace(struct http_req *r, struct http_resp *w)
 		http_error(w, serve_status_for(rc), "%s", err_msg(rc));
 		pthread_mutex_lock(&sv->write_lock);
 		store_run(sv->st, "UPDATE traces SET state = 'failed', ended = ?, end_reason = ? WHERE id = ?", NULL, "iti",
-			  real_ns(), err_msg(rc), tr->id);
+			  serve_real_ns(), err_msg(rc), tr->id);
 		pthread_mutex_unlock(&sv->write_lock);
 		goto fail;
 	}
-	tr->deadline_ms = mono_ms() + (int64_t)(duration_s * 1e3);
+	tr->deadline_ms = serve_mono_ms() + (int64_t)(duration_s * 1e3);
 	tr->running = true;
 	pthread_mutex_lock(&sv->traces_lock);
 	if (pthread_create(&tr->thread, NULL, trace_thread, tr) != 0) {
@@ -429,15 +413,7 @@ fail:
 
 static bool trace_id(struct http_req *r, struct http_resp *w, int64_t *id)
 {
-	char *end;
-	long long v = strtoll(r->params[0], &end, 10);
-
-	if (*end || v <= 0) {
-		http_error(w, 400, "'%s' is not a trace id", r->params[0]);
-		return false;
-	}
-	*id = v;
-	return true;
+	return http_param_id(r, w, 0, "trace", id);
 }
 
 static void list_traces(struct http_req *r, struct http_resp *w)
@@ -645,7 +621,7 @@ static ssize_t sse_read(void *ctx, char *out, size_t max)
 			buf_printf(&s->pending, "event: end\ndata: {\"trace_id\":%" PRId64 "}\n\n", s->id);
 			s->ended = true;
 		} else if (rows.n == 0) {
-			if (mono_ms() - s->last_write_ms < 5000) {
+			if (serve_mono_ms() - s->last_write_ms < 5000) {
 				usleep(200000);
 				return 0;
 			}
@@ -657,7 +633,7 @@ static ssize_t sse_read(void *ctx, char *out, size_t max)
 		n = max;
 	memcpy(out, s->pending.p + s->sent, n);
 	s->sent += n;
-	s->last_write_ms = mono_ms();
+	s->last_write_ms = serve_mono_ms();
 	return (ssize_t)n;
 }
 
@@ -694,7 +670,7 @@ static void stream_events(struct http_req *r, struct http_resp *w)
 	s->sv = r->app;
 	s->id = id;
 	s->after = after;
-	s->last_write_ms = mono_ms();
+	s->last_write_ms = serve_mono_ms();
 	buf_puts(&s->pending, "retry: 2000\n\n");
 	w->type = "text/event-stream";
 	w->stream = (struct http_stream){sse_read, sse_done, s};

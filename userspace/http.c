@@ -118,6 +118,21 @@ bool http_query_int(const struct http_req *r, struct http_resp *w, const char *k
 	return true;
 }
 
+bool http_param_id(const struct http_req *r, struct http_resp *w, int i, const char *what, int64_t *id)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = i < r->nparams ? strtoll(r->params[i], &end, 10) : 0;
+	if (i >= r->nparams || *end || errno || v <= 0) {
+		http_error(w, 400, "'%s' is not a %s id", i < r->nparams ? r->params[i] : "", what);
+		return false;
+	}
+	*id = v;
+	return true;
+}
+
 /* Matches url against pattern ("*" matches one non-empty segment); fills params. */
 static bool match(const char *pattern, const char *url, struct http_req *r)
 {

@@ -104,6 +104,9 @@ void http_add_header(struct http_resp *w, const char *name, const char *value);
  * its value when absent. */
 bool http_query_int(const struct http_req *r, struct http_resp *w, const char *key, int64_t min, int64_t max,
 		    int64_t *out);
+/* Parses route parameter i as a positive id of a `what` ("snapshot"): false and
+ * a 400 answer naming it when it is not one. */
+bool http_param_id(const struct http_req *r, struct http_resp *w, int i, const char *what, int64_t *id);
 /* Whether a and b (NUL-terminated) are equal, in time that depends only on
  * their lengths. */
 bool http_token_equal(const char *a, const char *b);

@@ -88,7 +88,7 @@ static size_t nscheds;
 static int64_t next_sched_id = 1;
 static int64_t keep_ms, max_db_bytes;
 
-static int64_t mono_ms(void)
+int64_t serve_mono_ms(void)
 {
 	struct timespec t;
 
@@ -96,7 +96,7 @@ static int64_t mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static int64_t real_ns(void)
+int64_t serve_real_ns(void)
 {
 	struct timespec t;
 
@@ -301,7 +301,7 @@ int serve_snapshot(struct serve *sv, pid_t pid, const struct snapshot_opts *o, s
 {
 	struct snapshot_opts wo = *o;
 	const struct gobin *bin = NULL;
-	int64_t t0 = real_ns(), t1;
+	int64_t t0 = serve_real_ns(), t1;
 	int rc, status = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -333,9 +333,9 @@ int serve_snapshot(struct serve *sv, pid_t pid, const struct snapshot_opts *o, s
 	if (!sv->reader && wo.reader != READ_VM && !out->reader_note[0])
 		snprintf(out->reader_note, sizeof(out->reader_note), "%s", sv->reader_note);
 	pthread_mutex_lock(&sv->write_lock);
-	t1 = real_ns();
+	t1 = serve_real_ns();
 	rc = snapshot_store(sv->st, out);
-	*store_us = (real_ns() - t1) / 1000;
+	*store_us = (serve_real_ns() - t1) / 1000;
 	pthread_mutex_unlock(&sv->write_lock);
 	if (rc) {
 		snprintf(err, errlen, "%s", err_msg(rc));
@@ -345,7 +345,7 @@ int serve_snapshot(struct serve *sv, pid_t pid, const struct snapshot_opts *o, s
 		goto out;
 	}
 	serve_observe(sv, &sv->capture_s, (double)out->duration_us / 1e6);
-	serve_observe(sv, &sv->end_to_end_s, (double)(real_ns() - t0) / 1e9);
+	serve_observe(sv, &sv->end_to_end_s, (double)(serve_real_ns() - t0) / 1e9);
 out:
 	pthread_mutex_lock(&sv->metrics_lock);
 	if (status)
@@ -433,7 +433,7 @@ int64_t serve_schedule_add(pid_t pid, const char *comm, int64_t every_ms, bool v
 
 	if (comm)
 		snprintf(sc.comm, sizeof(sc.comm), "%s", comm);
-	sc.next_ms = mono_ms();
+	sc.next_ms = serve_mono_ms();
 	pthread_mutex_lock(&sched_lock);
 	sc.id = id = next_sched_id++;
 	scheds = xrealloc(scheds, (nscheds + 1) * sizeof(*scheds));
@@ -556,7 +556,7 @@ static int64_t db_bytes(struct serve *sv)
  * transaction per batch so that captures are never held up for long. */
 static void retention_pass(struct serve *sv)
 {
-	int64_t cutoff = keep_ms ? real_ns() - keep_ms * 1000000 : 0;
+	int64_t cutoff = keep_ms ? serve_real_ns() - keep_ms * 1000000 : 0;
 	bool deleted = false;
 
 	pthread_mutex_lock(&sv->write_lock);
@@ -609,7 +609,7 @@ static void *background(void *arg)
 	int64_t next_retention = 0;
 
 	while (!sv->stopping) {
-		int64_t now = mono_ms();
+		int64_t now = serve_mono_ms();
 
 		pthread_mutex_lock(&sched_lock);
 		for (size_t i = 0; i < nscheds && !sv->stopping; i++) {

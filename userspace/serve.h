@@ -69,6 +69,9 @@ struct serve {
  * or an HTTP status (400, 404, 409, 429, 500) with the message in err. */
 int serve_snapshot(struct serve *sv, pid_t pid, const struct snapshot_opts *o, struct snapshot *out,
 		   int64_t *store_us, char *err, size_t errlen);
+/* CLOCK_MONOTONIC in ms, CLOCK_REALTIME in ns. */
+int64_t serve_mono_ms(void);
+int64_t serve_real_ns(void);
 /* Records a value into a histogram under metrics_lock. */
 void serve_observe(struct serve *sv, struct serve_hist *h, double seconds);
 
