@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +69,8 @@ struct session {
 	const struct gobin *bin;
 	struct store *st;
 	int64_t *probe_ids;	/* per function */
-	struct buf out;
+	struct buf out;		/* whole lines not yet written to standard output */
+	bool out_failed;	/* standard output refused them: print no more */
 	uint64_t events, max_events;
 	int rc;			/* first store error */
 	bool json;
@@ -82,7 +84,39 @@ static int64_t now_ns(clockid_t c)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* ---- output ---- */
+/* ---- output ----
+ *
+ * Standard output may be shared with the target (--exec) or with other
+ * writers: every write(2) carries whole lines only, at most PIPE_BUF bytes of
+ * them (which a pipe writes at once, nothing else in between) unless one line
+ * is longer, and lines are written when that much has gathered and after each
+ * drain of the ring buffer.
+ */
+
+/* Writes the first n bytes of s->out (whole lines); a failure stops the trace. */
+static void out_write(struct session *s, size_t n)
+{
+	int rc = s->out_failed ? 0 : buf_write_fd(&s->out, STDOUT_FILENO, n);
+
+	if (rc < 0) {
+		s->out_failed = true;
+		if (!s->rc)
+			s->rc = err_set(-rc, "writing events to standard output: %s", strerror(-rc));
+	}
+	if (s->out_failed)
+		buf_reset(&s->out);
+}
+
+/* The line that starts at start in s->out is complete: writes the lines
+ * before it when it would take their write past PIPE_BUF, and itself once it
+ * reaches PIPE_BUF alone. */
+static void out_line(struct session *s, size_t start)
+{
+	if (start && s->out.len > PIPE_BUF)
+		out_write(s, start);
+	if (s->out.len >= PIPE_BUF)
+		out_write(s, s->out.len);
+}
 
 static void put_duration(struct buf *b, int64_t ns)
 {
@@ -183,6 +217,8 @@ static void on_event(const struct trace_event *ev, void *arg)
 	struct session *s = arg;
 	const struct plan_func *pf = trace_func(s->t, ev->func);
 
+	size_t start = s->out.len;
+
 	if (s->max_events && s->events >= s->max_events)
 		return;
 	s->events++;
@@ -190,10 +226,7 @@ static void on_event(const struct trace_event *ev, void *arg)
 		json_event(s, ev, pf);
 	else
 		text_event(s, ev, pf);
-	if (s->out.len > (1 << 16)) {
-		fwrite(s->out.p, 1, s->out.len, stdout);
-		buf_reset(&s->out);
-	}
+	out_line(s, start);
 	if (s->st && !s->rc)
 		s->rc = store_run(s->st, insert_event, NULL, "iiiitztttzt", s->probe_ids[ev->func], ev->ts_ns,
 				  (int64_t)ev->goid, (int64_t)ev->tid, ev->kind == PROBE_CALL ? "call" : "return",
@@ -217,11 +250,7 @@ static int drain(struct session *s, int timeout_ms)
 		if (rc && !s->rc)
 			s->rc = rc;
 	}
-	if (s->out.len) {
-		fwrite(s->out.p, 1, s->out.len, stdout);
-		buf_reset(&s->out);
-	}
-	fflush(stdout);
+	out_write(s, s->out.len);
 	return n;
 }
 
@@ -537,13 +566,24 @@ static void summary(struct session *s, double secs, pid_t pid)
 		sum.filtered += ts.filtered;
 		sum.hits += ts.hits;
 		if (s->t && trace_func(s->t, i)->call.flags & PSF_COUNT_ONLY) {
-			if (json_output)
-				printf("{\"func\":\"%s\",\"calls\":%" PRIu64 "}\n", trace_func(s->t, i)->name, ts.hits);
-			else
-				printf("%-50s %" PRIu64 "\n", trace_func(s->t, i)->name, ts.hits);
+			size_t start = s->out.len;
+
+			if (json_output) {
+				struct json j;
+
+				json_init(&j, &s->out);
+				json_obj(&j);
+				json_kv_str(&j, "func", trace_func(s->t, i)->name);
+				json_kv_uint(&j, "calls", ts.hits);
+				json_end(&j);
+				buf_putc(&s->out, '\n');
+			} else {
+				buf_printf(&s->out, "%-50s %" PRIu64 "\n", trace_func(s->t, i)->name, ts.hits);
+			}
+			out_line(s, start);
 		}
 	}
-	fflush(stdout);
+	out_write(s, s->out.len);
 	if (sum.hits)
 		fprintf(stderr, "glimpse trace: %" PRIu64 " calls of %zu functions in %.1f s (pid %d)\n", sum.hits, n,
 			secs, (int)pid);
