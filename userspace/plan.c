@@ -29,7 +29,12 @@
 #include "json.h"
 #include "pclntab.h"
 
-#define IFACE_DATA_BYTES 64	/* copied behind an interface's data word */
+/* Copied behind an interface's data word: the dynamic type is known only at run
+ * time, so BPF copies this much whatever it is, and the decoder takes what the
+ * type needs - a boxed value (the word points to it), or for pointer-shaped
+ * types (kindDirectIface: the word is the pointer) the first bytes of the
+ * pointee: all of an *http.response (224 to 240 bytes), the head of bigger ones. */
+#define IFACE_DATA_BYTES 256
 #define CHAN_BYTES 32		/* runtime.hchan's qcount, dataqsiz, buf, elemsize, closed */
 
 void plan_limits_default(struct plan_limits *l)
@@ -803,17 +808,35 @@ int plan_value_bytes(const struct plan_value *v, const struct plan_capture *c, u
 int plan_capture_read(void *ctx, uint64_t addr, void *dst, size_t n)
 {
 	const struct plan_capture *c = ctx;
+	int rc = -ENODATA;
 
 	for (int i = 0; i < c->nchunks; i++) {
 		const struct plan_chunk *ch = &c->chunks[i];
 
+		if (ch->addr && ch->failed && ch->addr == addr)
+			rc = -EFAULT;
 		if (ch->addr && !ch->failed && addr >= ch->addr && addr - ch->addr <= ch->len &&
 		    n <= ch->len - (addr - ch->addr)) {
 			memcpy(dst, ch->bytes + (addr - ch->addr), n);
 			return 0;
 		}
 	}
-	return -EFAULT;
+	return rc;
+}
+
+size_t plan_capture_readable(void *ctx, uint64_t addr, size_t n)
+{
+	const struct plan_capture *c = ctx;
+	size_t best = 0;
+
+	for (int i = 0; i < c->nchunks && best < n; i++) {
+		const struct plan_chunk *ch = &c->chunks[i];
+
+		if (ch->addr && !ch->failed && addr >= ch->addr && addr - ch->addr < ch->len &&
+		    ch->len - (addr - ch->addr) > best)
+			best = ch->len - (addr - ch->addr);
+	}
+	return best < n ? best : n;
 }
 
 /* ---- --where ---- */

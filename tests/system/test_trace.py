@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from harness import GLIMPSE, Skip, fixtures, glimpse
+from harness import GLIMPSE, Skip, fixtures, glimpse, start_target
 
 FUNCS = r"^main\.(Lookup|Register|Sum|Describe|Measure|Divide|Flags|Name|Pick\[.*\])$"
 
@@ -266,6 +266,40 @@ def test_exact_counts_under_a_storm_of_preemption_signals():
     assert s["calls"] == s["returns"] == n and s["lost"] == 0, s
     assert len(pairs(events)) == n
     print(f"   {sent[0]} signals, {s['repeats']} repeated hits dropped")
+
+
+def test_interface_holding_a_pointer_shows_the_struct_it_points_to():
+    """An http.ResponseWriter holds a *http.response in its data word (a pointer-shaped
+    dynamic type is stored there directly): a handler's w shows that struct's fields, as
+    the server set them for an HTTP/1.0 GET, for every Go version; with --max-depth 0
+    only its address."""
+    seen = []
+    for v, flavour, path in fixtures("target", flavours=["", ".pie"]):
+        t = start_target(path, "-goroutines", 1)
+        try:
+            tr = Trace(t.pid, r"^net/http/pprof\.Index$", "--calls-only")
+            assert t.get("/debug/pprof/")[0] == 200
+            events, err = tr.stop()
+            tr = Trace(t.pid, r"^net/http/pprof\.Index$", "--calls-only", "--max-depth", "0")
+            assert t.get("/debug/pprof/")[0] == 200
+            shallow, _ = tr.stop()
+        finally:
+            t.stop()
+        assert len(events) == 1 == len(shallow), (v, flavour, events, err)
+        w = events[0]["args"]["w"]
+        assert w["type"] == "*http.response", (v, flavour, w)
+        resp = w["value"]
+        assert resp["contentLength"] == -1 and resp["status"] == 0 and resp["wantsClose"] is True, (v, flavour, resp)
+        assert resp["req"]["RequestURI"] == "/debug/pprof/" and resp["req"]["Proto"] == "HTTP/1.0", resp["req"]
+        assert resp["cw"]["res"]["cycle"] is True  # chunkWriter.res points back at the response
+        assert "…" not in resp.values(), resp  # all of it was copied
+        assert events[0]["truncated"] is True  # its own pointers are not followed: max-depth 2
+        assert re.fullmatch(r"0x[0-9a-f]+", resp["w"]["ptr"]), resp["w"]  # a *bufio.Writer, not copied
+        assert "unreadable" not in json.dumps(events[0]), events[0]  # what was not copied is no fault
+        w0 = shallow[0]["args"]["w"]
+        assert w0["type"] == "*http.response" and list(w0["value"]) == ["ptr"], w0
+        seen.append(f"go{v}{flavour}")
+    print("  w is a *http.response struct:", " ".join(seen))
 
 
 # (expression, the same filter in Python) over `where 200`: Lookup(i, name, nil)
