@@ -444,6 +444,9 @@ static __always_inline struct scratch *begin(struct pt_regs *regs, const struct 
 	s->stop = 0;
 	s->bits = 0;
 	s->depth = 0;
+	/* an op that copies nothing (a nil pointer) must not leave the previous
+	 * event's output for the ops that follow pointers in it */
+	__builtin_memset(s->olen, 0, sizeof(s->olen));
 	save_regs(s, regs);
 	return s;
 }
