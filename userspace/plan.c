@@ -35,6 +35,8 @@
  * types (kindDirectIface: the word is the pointer) the first bytes of the
  * pointee: all of an *http.response (224 to 240 bytes), the head of bigger ones. */
 #define IFACE_DATA_BYTES 256
+#define IFACE_ELEM_BYTES 64	/* the same for each element of a slice of interfaces,
+				 * or when the event has no room left for more */
 #define CHAN_BYTES 32		/* runtime.hchan's qcount, dataqsiz, buf, elemsize, closed */
 
 void plan_limits_default(struct plan_limits *l)
@@ -441,6 +443,12 @@ static void follow_slice(struct planner *p, const struct gotype *t, const struct
 	follow(p, t->elem, &el, 0, level + 1);
 }
 
+/* Would an op copying size bytes fit the site's plan? */
+static bool fits(const struct planner *p, uint32_t size)
+{
+	return p->site->nops < PROBE_MAX_OPS && p->bytes + 16 + ((size + 7) & ~7u) <= PROBE_MAX_DATA;
+}
+
 static void follow_iface(struct planner *p, const struct place *pl, uint32_t o, uint32_t level)
 {
 	struct place data;
@@ -448,7 +456,7 @@ static void follow_iface(struct planner *p, const struct place *pl, uint32_t o, 
 
 	if (level >= p->lim->max_depth)
 		return;
-	op = deref(p, pl, o + 8, -1, 1, IFACE_DATA_BYTES);
+	op = deref(p, pl, o + 8, -1, 1, !pl->nrep && fits(p, IFACE_DATA_BYTES) ? IFACE_DATA_BYTES : IFACE_ELEM_BYTES);
 	if (op < 0 || pl->nrep)
 		return;
 	/* The dynamic type is unknown here; a string at the start of the boxed

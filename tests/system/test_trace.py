@@ -302,6 +302,21 @@ def test_interface_holding_a_pointer_shows_the_struct_it_points_to():
     print("  w is a *http.response struct:", " ".join(seen))
 
 
+def test_a_slice_of_interfaces_keeps_its_boxed_values_at_the_most_entries():
+    """fmt.Sprint(a ...any) with --max-entries 16: sixteen elements' data still fit one
+    event (each element gets a smaller copy than a lone interface)."""
+    for v, flavour, path in fixtures("tracee", flavours=[""]):
+        if v not in ("1.19", "1.22", "1.26"):
+            continue
+        p = subprocess.run([GLIMPSE, "trace", "--json", "--no-store", "--calls-only", "--max-entries", "16", "--exec",
+                            f"{path} -run values", r"^fmt\.Sprint$"], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        events = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+        assert events[0]["args"]["a"] == [{"type": "int", "value": 42}, None], (v, events[0])
+        a = events[1]["args"]["a"]
+        assert a[0] == {"type": "int", "value": 0} and a[1]["type"] == "*errors.errorString", (v, a)
+
+
 # (expression, the same filter in Python) over `where 200`: Lookup(i, name, nil)
 WHERE = [
     ('id > 100 && name == "abc"', lambda i, name: i > 100 and name == "abc"),
