@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,6 +72,7 @@ struct session {
 	int64_t *probe_ids;	/* per function */
 	struct buf out;		/* whole lines not yet written to standard output */
 	bool out_failed;	/* standard output refused them: print no more */
+	size_t out_batch;	/* most bytes of lines per write(2) */
 	uint64_t events, max_events;
 	int rc;			/* first store error */
 	bool json;
@@ -87,11 +89,22 @@ static int64_t now_ns(clockid_t c)
 /* ---- output ----
  *
  * Standard output may be shared with the target (--exec) or with other
- * writers: every write(2) carries whole lines only, at most PIPE_BUF bytes of
- * them (which a pipe writes at once, nothing else in between) unless one line
- * is longer, and lines are written when that much has gathered and after each
- * drain of the ring buffer.
+ * writers: every write(2) carries whole lines only, at most s->out_batch bytes
+ * of them unless one line is longer, and lines are written when that much has
+ * gathered and after each drain of the ring buffer. The batch is PIPE_BUF
+ * (which a pipe writes at once, nothing else in between) unless standard
+ * output is a regular file, where every write lands whole.
  */
+
+#define OUT_BATCH_FILE (64 << 10)
+
+/* The most bytes of lines one write(2) to standard output may carry. */
+static size_t out_batch(void)
+{
+	struct stat st;
+
+	return fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) ? OUT_BATCH_FILE : PIPE_BUF;
+}
 
 /* Writes the first n bytes of s->out (whole lines); a failure stops the trace. */
 static void out_write(struct session *s, size_t n)
@@ -108,13 +121,13 @@ static void out_write(struct session *s, size_t n)
 }
 
 /* The line that starts at start in s->out is complete: writes the lines
- * before it when it would take their write past PIPE_BUF, and itself once it
- * reaches PIPE_BUF alone. */
+ * before it when it would take their write past the batch, and itself once it
+ * fills the batch alone. */
 static void out_line(struct session *s, size_t start)
 {
-	if (start && s->out.len > PIPE_BUF)
+	if (start && s->out.len > s->out_batch)
 		out_write(s, start);
-	if (s->out.len >= PIPE_BUF)
+	if (s->out.len >= s->out_batch)
 		out_write(s, s->out.len);
 }
 
@@ -648,6 +661,7 @@ static int run(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	s.json = json_output;
+	s.out_batch = out_batch();
 	s.max_events = a.max_events;
 	if (a.exec) {
 		if (wordexp(a.exec, &we, WRDE_NOCMD) != 0 || !we.we_wordc)

@@ -499,39 +499,51 @@ def test_bad_input_gets_a_clear_message():
 def test_exec_target_sharing_a_pipe_never_splits_an_event_line():
     """glimpse and the target it starts write to one pipe at once: the target a line per
     command, glimpse thousands of events; every line read is one whole JSON event or one
-    whole line of the target's (each of glimpse's writes carries whole lines only)."""
+    whole line of the target's (each of glimpse's writes carries whole lines only). The
+    same with a regular file, where glimpse writes bigger batches."""
     reps, report = 500, []
     for v, flavour, path in fixtures("tracee", flavours=[""]):
         if v not in ("1.19", "1.23", "1.26"):
             continue
-        r, w = os.pipe()  # one pipe for both: glimpse's stdout, inherited by the target
-        with tempfile.TemporaryFile("w+") as err:
-            p = subprocess.Popen([GLIMPSE, "trace", "--json", "--no-store", "--exec",
-                                  f"{path} -run '{';'.join(['tick 20 0;values'] * reps)}'", r"^main\.(Tick|Lookup)$"],
-                                 stdout=w, stderr=err)
-            os.close(w)
-            with os.fdopen(r, "rb") as f:
-                out = f.read().decode()
-            assert p.wait(120) == 0
-            err.seek(0)
-            stderr = err.read()
-        events, child, bad = [], 0, []
-        for line in out.split("\n")[:-1]:
-            if line.startswith("{"):
-                try:
-                    events.append(json.loads(line))
-                    continue
-                except ValueError:
-                    pass
-            if re.fullmatch(r"ready pid=\d+|done tick 20|done values 42 <nil>\|0 no user -3\|.*", line):
-                child += 1
-            else:
-                bad.append(line)
-        assert not bad, f"go{v}: {len(bad)} broken lines, e.g. {bad[:2]}"
-        assert out.endswith("\n") and child == 1 + 2 * reps, (v, child)
-        s = summary(stderr)
-        assert len(events) == s["calls"] + s["returns"] == reps * (2 * 20 + 2 * 2) and s["lost"] == 0, (v, s)
-        assert sorted(e["args"]["i"] for e in events if e["func"] == "main.Tick" and e["kind"] == "call") == \
-            sorted(list(range(20)) * reps)
-        report.append(f"go{v}: {len(events)} events, {child} target lines")
+        for sink in ("pipe", "file") if v == "1.26" else ("pipe",):
+            cmd = [GLIMPSE, "trace", "--json", "--no-store", "--exec",
+                   f"{path} -run '{';'.join(['tick 20 0;values'] * reps)}'", r"^main\.(Tick|Lookup)$"]
+            with tempfile.TemporaryFile("w+") as err, tempfile.TemporaryFile("w+") as shared:
+                if sink == "pipe":
+                    r, w = os.pipe()  # one pipe for both: glimpse's stdout, inherited by the target
+                    p = subprocess.Popen(cmd, stdout=w, stderr=err)
+                    os.close(w)
+                    with os.fdopen(r, "rb") as f:
+                        out = f.read().decode()
+                    assert p.wait(120) == 0
+                else:
+                    assert subprocess.run(cmd, stdout=shared, stderr=err, timeout=120).returncode == 0
+                    shared.seek(0)
+                    out = shared.read()
+                err.seek(0)
+                stderr = err.read()
+            report.append(check_shared_output(v, sink, out, stderr, reps))
     print("  ", "; ".join(report))
+
+
+def check_shared_output(v, sink, out, stderr, reps):
+    """Checks the lines glimpse and `-run 'tick 20 0;values' x reps` wrote to one output."""
+    events, child, bad = [], 0, []
+    for line in out.split("\n")[:-1]:
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+                continue
+            except ValueError:
+                pass
+        if re.fullmatch(r"ready pid=\d+|done tick 20|done values 42 <nil>\|0 no user -3\|.*", line):
+            child += 1
+        else:
+            bad.append(line)
+    assert not bad, f"go{v} {sink}: {len(bad)} broken lines, e.g. {bad[:2]}"
+    assert out.endswith("\n") and child == 1 + 2 * reps, (v, sink, child)
+    s = summary(stderr)
+    assert len(events) == s["calls"] + s["returns"] == reps * (2 * 20 + 2 * 2) and s["lost"] == 0, (v, s)
+    assert sorted(e["args"]["i"] for e in events if e["func"] == "main.Tick" and e["kind"] == "call") == \
+        sorted(list(range(20)) * reps)
+    return f"go{v} {sink}: {len(events)} events, {child} target lines"
