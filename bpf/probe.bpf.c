@@ -69,6 +69,7 @@ struct {
 	__type(value, struct rate);
 } rates SEC(".maps");
 
+#define PAGE_SIZE 4096
 #define X86_EFLAGS_CF 0x0001
 #define X86_EFLAGS_ZF 0x0040
 
@@ -163,8 +164,18 @@ static __always_inline void put_user(struct scratch *s, __u32 op, __u32 rep, __u
 	c->addr = addr;
 	at = (s->pos & (PROBE_MAX_DATA - 1)) + sizeof(*c);
 	if (n && bpf_probe_read_user(&s->data[at], n, (const void *)addr)) {
-		c->failed = 1;
-		n = 0;
+		/* A copy past the end of a value (behind an interface's data word)
+		 * may run into an unmapped page: keep what lies before it. */
+		__u32 m = PAGE_SIZE - (addr & (PAGE_SIZE - 1));
+
+		if (m > PROBE_MAX_CHUNK)
+			m = PROBE_MAX_CHUNK;
+		if (m < n && !bpf_probe_read_user(&s->data[at], m, (const void *)addr)) {
+			n = m;
+		} else {
+			c->failed = 1;
+			n = 0;
+		}
 	}
 	c->len = n;
 	chunk_done(s, op, n);
@@ -433,6 +444,9 @@ static __always_inline struct scratch *begin(struct pt_regs *regs, const struct 
 	s->stop = 0;
 	s->bits = 0;
 	s->depth = 0;
+	/* an op that copies nothing (a nil pointer) must not leave the previous
+	 * event's output for the ops that follow pointers in it */
+	__builtin_memset(s->olen, 0, sizeof(s->olen));
 	save_regs(s, regs);
 	return s;
 }

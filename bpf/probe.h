@@ -135,7 +135,8 @@ struct probe_chunk {
 	__u8 op;	/* index in the site's ops, or PROBE_CHUNK_STACK */
 	__u8 rep;	/* element index of a repeated DEREF */
 	__u16 failed;	/* 1: the copy faulted: no bytes */
-	__u32 len;
+	__u32 len;	/* bytes copied: fewer than asked when the rest lay past
+			 * the end of a page that was not mapped */
 	__u64 addr;	/* run-time address copied from (0 for registers) */
 };
 

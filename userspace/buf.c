@@ -1,9 +1,12 @@
 /* buf.c - the growable buffer and allocation helpers every module uses. */
 #include "buf.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void oom(size_t n)
 {
@@ -128,4 +131,30 @@ void buf_free(struct buf *b)
 	free(b->p);
 	b->p = NULL;
 	b->len = b->cap = 0;
+}
+
+int buf_write_fd(struct buf *b, int fd, size_t n)
+{
+	size_t done = 0;
+	int rc = 0;
+
+	if (!n)
+		return 0;
+	while (done < n) {
+		ssize_t w = write(fd, b->p + done, n - done);
+
+		if (w >= 0) {
+			done += (size_t)w;
+		} else if (errno == EAGAIN) {
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+
+			poll(&pfd, 1, -1);
+		} else if (errno != EINTR) {
+			rc = -errno;
+			break;
+		}
+	}
+	memmove(b->p, b->p + done, b->len - done + 1); /* and the NUL */
+	b->len -= done;
+	return rc;
 }

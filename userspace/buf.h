@@ -23,6 +23,12 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* Empties the buffer but keeps its memory. */
 void buf_reset(struct buf *b);
+/* Writes the first n bytes of b (n <= b->len) to fd and removes them from b:
+ * in one write(2) when fd takes them all (a pipe does up to PIPE_BUF bytes at
+ * once, nobody else's output in between), continuing after short writes,
+ * EINTR, and while a non-blocking fd is full. Returns 0, or -errno with what
+ * was written removed. */
+int buf_write_fd(struct buf *b, int fd, size_t n);
 /* Returns the contents (caller frees) and leaves b empty. Never NULL. */
 char *buf_detach(struct buf *b);
 void buf_free(struct buf *b);

@@ -192,9 +192,35 @@ static int fetch(struct decoder *d, uint64_t addr, void *dst, size_t n)
 		return -E2BIG;
 	}
 	d->used += n;
-	if (!user_range(addr, n) || d->read(d->ctx, addr, dst, n) < 0)
+	if (!user_range(addr, n))
 		return -EFAULT;
-	return 0;
+	switch (d->read(d->ctx, addr, dst, n)) {
+	case 0:
+		return 0;
+	case -ENODATA:
+		d->truncated = true;
+		return -ENODATA;
+	default:
+		return -EFAULT;
+	}
+}
+
+/* For a struct or array target that fetch() could not read whole: reads the
+ * prefix of its n bytes at addr that the reader holds (a capture copies a fixed
+ * number of bytes behind an interface's data word), refunding the rest of the
+ * budget. Returns the bytes read into dst, 0 if none. */
+static size_t fetch_prefix(struct decoder *d, const struct gotype *t, uint64_t addr, void *dst, size_t n)
+{
+	size_t m;
+
+	if (!d->readable || (t->kind != GT_STRUCT && t->kind != GT_ARRAY))
+		return 0;
+	m = d->readable(d->ctx, addr, n);
+	if (!m || m >= n || d->read(d->ctx, addr, dst, m) < 0)
+		return 0;
+	d->used -= n - m;
+	d->truncated = true;
+	return m;
 }
 
 /* Reads runtime type metadata at run-time addr: from the file image when it is
@@ -251,17 +277,25 @@ static void put_unreadable(struct json *j, uint64_t addr)
 	json_end(j);
 }
 
+/* What stands for a value fetch() failed (rc) to read at addr: {"ptr": ...}
+ * when the byte budget is spent or the reader does not hold those bytes (a
+ * capture that did not copy them), else {"error": "unreadable ..."}. */
+static void put_missing(struct json *j, uint64_t addr, int rc)
+{
+	if (rc == -E2BIG || rc == -ENODATA)
+		put_ptr(j, addr);
+	else
+		put_unreadable(j, addr);
+}
+
 /* fetch() for a value decoded in place: on failure writes what stands for it
- * ({"ptr": ...} when the byte budget is spent, else {"error": "unreadable ..."})
- * and returns false. */
+ * (put_missing) and returns false. */
 static bool fetch_or_mark(struct decoder *d, struct json *j, uint64_t addr, void *dst, size_t n)
 {
 	int rc = fetch(d, addr, dst, n);
 
-	if (rc == -E2BIG)
-		put_ptr(j, addr);
-	else if (rc < 0)
-		put_unreadable(j, addr);
+	if (rc < 0)
+		put_missing(j, addr, rc);
 	return rc == 0;
 }
 
@@ -410,7 +444,7 @@ static void dec_string(struct decoder *d, const uint8_t *p, struct json *j)
 	if (rc == -EINVAL)
 		put_error(j, "bad string length %" PRId64, len);
 	else if (rc < 0)
-		put_unreadable(j, ptr);
+		put_missing(j, ptr, rc);
 	else
 		json_strn(j, buf_str(&text), text.len);
 	buf_free(&text);
@@ -487,7 +521,7 @@ static void dec_slice(struct decoder *d, const struct gotype *t, const uint8_t *
 	elems = xmalloc(n * esize);
 	rc = n && esize ? fetch(d, ptr, elems, n * esize) : 0;
 	if (rc < 0) {
-		put_unreadable(j, ptr);
+		put_missing(j, ptr, rc);
 	} else {
 		if (n < (uint64_t)len && n < d->lim.max_entries)
 			d->truncated = true;
@@ -571,8 +605,16 @@ static void dec_target(struct decoder *d, const struct gotype *t, uint64_t addr,
 	}
 	p = xmalloc(n);
 	rc = n ? fetch(d, addr, p, n) : 0;
+	if (rc == -ENODATA) {
+		uint64_t m = fetch_prefix(d, t, addr, p, n);
+
+		if (m) {
+			n = m;
+			rc = 0;
+		}
+	}
 	if (rc < 0) {
-		put_unreadable(j, addr);
+		put_missing(j, addr, rc);
 	} else {
 		bool pushed = path_push(d, addr, t);
 
@@ -904,10 +946,8 @@ static void dec_func(struct decoder *d, const uint8_t *p, struct json *j)
 		json_null(j);
 		return;
 	}
-	if (fetch(d, fv, &pc, 8) < 0) { /* a func value points to a funcval {fn, ...} */
-		put_unreadable(j, fv);
+	if (!fetch_or_mark(d, j, fv, &pc, 8)) /* a func value points to a funcval {fn, ...} */
 		return;
-	}
 	f = pc >= d->bias && d->bin->pcln ? pcln_find(d->bin->pcln, pc - d->bias) : NULL;
 	if (f && f->entry == pc - d->bias)
 		json_str(j, f->name);
@@ -1000,10 +1040,10 @@ static char *render(struct map_walk *w, const struct gotype *t, bool ind, const 
 	if (ind) {
 		at = rd64(p);
 		tmp = xmalloc(t->size ? t->size : 1);
-		if (!at || fetch(d, at, tmp, t->size) < 0) {
+		if (!at)
 			put_unreadable(&j, at);
+		if (!at || !fetch_or_mark(d, &j, at, tmp, t->size))
 			goto out;
-		}
 		p = tmp;
 	}
 	if (as_text) {

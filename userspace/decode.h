@@ -33,7 +33,11 @@
  *   chan                       {"len": n, "cap": n} (+ "closed": true); nil: null
  *   func                       "pkg.Name" (or "0x<pc>" if unknown); nil: null
  *   unsafe.Pointer             "0x..."; nil: null
- *   a failed read              {"error": "unreadable 0x..."} in place of that sub-value
+ *   a failed read              {"error": "unreadable 0x..."} in place of that sub-value;
+ *                              memory the reader does not hold (a capture that did
+ *                              not copy it) {"ptr":"0x..."}, marked truncated; a
+ *                              struct or array of which it holds a prefix is
+ *                              decoded from that prefix, its later fields "…"
  * Map entries shown are the first max_entries found in table order, then sorted.
  * Depth: the top value is at depth 0; following a pointer, a slice's backing
  * array, a map's entries or an interface's boxed data goes one deeper, and
@@ -60,8 +64,12 @@ struct decode_limits {
 };
 
 /* Reads n bytes at run-time address addr of the target into dst.
- * Returns 0, or a negative code when any of the bytes cannot be read. */
+ * Returns 0, or a negative code when any of the bytes cannot be read:
+ * -ENODATA when the reader does not hold them (a capture that did not copy
+ * them), anything else for memory that cannot be read. */
 typedef int (*mem_read_fn)(void *ctx, uint64_t addr, void *dst, size_t n);
+/* How many of the n bytes at addr a reader holds, from addr on (0 to n). */
+typedef size_t (*mem_readable_fn)(void *ctx, uint64_t addr, size_t n);
 
 #define DECODE_MAX_PATH 32
 
@@ -71,6 +79,8 @@ struct decoder {
 	void *ctx;
 	uint64_t bias; /* run-time minus link-time address (PIE) */
 	struct decode_limits lim;
+	mem_readable_fn readable; /* optional (NULL): lets a pointer's target be
+				   * decoded from the prefix the reader holds */
 	/* private: per-value state and cached facts about the binary */
 	uint64_t types_base; /* link-time moduledata.types (runtime.types) */
 	bool swiss;	     /* maps are Go 1.24+ swiss tables */

@@ -29,7 +29,14 @@
 #include "json.h"
 #include "pclntab.h"
 
-#define IFACE_DATA_BYTES 64	/* copied behind an interface's data word */
+/* Copied behind an interface's data word: the dynamic type is known only at run
+ * time, so BPF copies this much whatever it is, and the decoder takes what the
+ * type needs - a boxed value (the word points to it), or for pointer-shaped
+ * types (kindDirectIface: the word is the pointer) the first bytes of the
+ * pointee: all of an *http.response (224 to 240 bytes), the head of bigger ones. */
+#define IFACE_DATA_BYTES 256
+#define IFACE_ELEM_BYTES 64	/* the same for each element of a slice of interfaces,
+				 * or when the event has no room left for more */
 #define CHAN_BYTES 32		/* runtime.hchan's qcount, dataqsiz, buf, elemsize, closed */
 
 void plan_limits_default(struct plan_limits *l)
@@ -436,6 +443,12 @@ static void follow_slice(struct planner *p, const struct gotype *t, const struct
 	follow(p, t->elem, &el, 0, level + 1);
 }
 
+/* Would an op copying size bytes fit the site's plan? */
+static bool fits(const struct planner *p, uint32_t size)
+{
+	return p->site->nops < PROBE_MAX_OPS && p->bytes + 16 + ((size + 7) & ~7u) <= PROBE_MAX_DATA;
+}
+
 static void follow_iface(struct planner *p, const struct place *pl, uint32_t o, uint32_t level)
 {
 	struct place data;
@@ -443,7 +456,7 @@ static void follow_iface(struct planner *p, const struct place *pl, uint32_t o, 
 
 	if (level >= p->lim->max_depth)
 		return;
-	op = deref(p, pl, o + 8, -1, 1, IFACE_DATA_BYTES);
+	op = deref(p, pl, o + 8, -1, 1, !pl->nrep && fits(p, IFACE_DATA_BYTES) ? IFACE_DATA_BYTES : IFACE_ELEM_BYTES);
 	if (op < 0 || pl->nrep)
 		return;
 	/* The dynamic type is unknown here; a string at the start of the boxed
@@ -803,17 +816,35 @@ int plan_value_bytes(const struct plan_value *v, const struct plan_capture *c, u
 int plan_capture_read(void *ctx, uint64_t addr, void *dst, size_t n)
 {
 	const struct plan_capture *c = ctx;
+	int rc = -ENODATA;
 
 	for (int i = 0; i < c->nchunks; i++) {
 		const struct plan_chunk *ch = &c->chunks[i];
 
+		if (ch->addr && ch->failed && ch->addr == addr)
+			rc = -EFAULT;
 		if (ch->addr && !ch->failed && addr >= ch->addr && addr - ch->addr <= ch->len &&
 		    n <= ch->len - (addr - ch->addr)) {
 			memcpy(dst, ch->bytes + (addr - ch->addr), n);
 			return 0;
 		}
 	}
-	return -EFAULT;
+	return rc;
+}
+
+size_t plan_capture_readable(void *ctx, uint64_t addr, size_t n)
+{
+	const struct plan_capture *c = ctx;
+	size_t best = 0;
+
+	for (int i = 0; i < c->nchunks && best < n; i++) {
+		const struct plan_chunk *ch = &c->chunks[i];
+
+		if (ch->addr && !ch->failed && addr >= ch->addr && addr - ch->addr < ch->len &&
+		    ch->len - (addr - ch->addr) > best)
+			best = ch->len - (addr - ch->addr);
+	}
+	return best < n ? best : n;
 }
 
 /* ---- --where ---- */

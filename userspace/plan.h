@@ -113,8 +113,12 @@ int plan_capture_parse(const uint8_t *data, size_t len, struct plan_capture *out
  * negative code when a piece was not captured. */
 int plan_value_bytes(const struct plan_value *v, const struct plan_capture *c, uint8_t *out);
 /* A mem_read_fn (decode.h) over the chunks copied from memory: ctx is a
- * struct plan_capture. Fails for anything that was not captured. */
+ * struct plan_capture. Fails for anything that was not captured: -EFAULT
+ * where BPF's copy faulted, -ENODATA for bytes it did not copy. */
 int plan_capture_read(void *ctx, uint64_t addr, void *dst, size_t n);
+/* A mem_readable_fn (decode.h) over the same chunks: how many of the n bytes
+ * from addr on one chunk holds. */
+size_t plan_capture_readable(void *ctx, uint64_t addr, size_t n);
 
 /* ---- --where ---- */
 

@@ -319,6 +319,7 @@ int trace_open(const struct gobin *bin, const struct trace_opts *o, struct trace
 		goto fail;
 	if (bin->dwarf) {
 		decoder_init(&t->dec, bin, plan_capture_read, &t->cap, 0);
+		t->dec.readable = plan_capture_readable;
 		t->dec.lim.max_string = t->o.lim.max_string;
 		t->dec.lim.max_entries = t->o.lim.max_entries;
 		t->dec.lim.max_depth = t->o.lim.max_depth;

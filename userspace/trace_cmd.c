@@ -8,10 +8,12 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,7 +71,9 @@ struct session {
 	const struct gobin *bin;
 	struct store *st;
 	int64_t *probe_ids;	/* per function */
-	struct buf out;
+	struct buf out;		/* whole lines not yet written to standard output */
+	bool out_failed;	/* standard output refused them: print no more */
+	size_t out_batch;	/* most bytes of lines per write(2) */
 	uint64_t events, max_events;
 	int rc;			/* first store error */
 	bool json;
@@ -83,7 +87,50 @@ static int64_t now_ns(clockid_t c)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* ---- output ---- */
+/* ---- output ----
+ *
+ * Standard output may be shared with the target (--exec) or with other
+ * writers: every write(2) carries whole lines only, at most s->out_batch bytes
+ * of them unless one line is longer, and lines are written when that much has
+ * gathered and after each drain of the ring buffer. The batch is PIPE_BUF
+ * (which a pipe writes at once, nothing else in between) unless standard
+ * output is a regular file, where every write lands whole.
+ */
+
+#define OUT_BATCH_FILE (64 << 10)
+
+/* The most bytes of lines one write(2) to standard output may carry. */
+static size_t out_batch(void)
+{
+	struct stat st;
+
+	return fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) ? OUT_BATCH_FILE : PIPE_BUF;
+}
+
+/* Writes the first n bytes of s->out (whole lines); a failure stops the trace. */
+static void out_write(struct session *s, size_t n)
+{
+	int rc = s->out_failed ? 0 : buf_write_fd(&s->out, STDOUT_FILENO, n);
+
+	if (rc < 0) {
+		s->out_failed = true;
+		if (!s->rc)
+			s->rc = err_set(-rc, "writing events to standard output: %s", strerror(-rc));
+	}
+	if (s->out_failed)
+		buf_reset(&s->out);
+}
+
+/* The line that starts at start in s->out is complete: writes the lines
+ * before it when it would take their write past the batch, and itself once it
+ * fills the batch alone. */
+static void out_line(struct session *s, size_t start)
+{
+	if (start && s->out.len > s->out_batch)
+		out_write(s, start);
+	if (s->out.len >= s->out_batch)
+		out_write(s, s->out.len);
+}
 
 static void put_duration(struct buf *b, int64_t ns)
 {
@@ -180,6 +227,8 @@ static void on_event(const struct trace_event *ev, void *arg)
 	struct session *s = arg;
 	const struct plan_func *pf = trace_func(s->t, ev->func);
 
+	size_t start = s->out.len;
+
 	if (s->max_events && s->events >= s->max_events)
 		return;
 	s->events++;
@@ -187,10 +236,7 @@ static void on_event(const struct trace_event *ev, void *arg)
 		json_event(s, ev, pf);
 	else
 		text_event(s, ev, pf);
-	if (s->out.len > (1 << 16)) {
-		fwrite(s->out.p, 1, s->out.len, stdout);
-		buf_reset(&s->out);
-	}
+	out_line(s, start);
 	if (s->st && !s->rc)
 		s->rc = trace_store_event(s->st, s->probe_ids, ev);
 }
@@ -211,11 +257,7 @@ static int drain(struct session *s, int timeout_ms)
 		if (rc && !s->rc)
 			s->rc = rc;
 	}
-	if (s->out.len) {
-		fwrite(s->out.p, 1, s->out.len, stdout);
-		buf_reset(&s->out);
-	}
-	fflush(stdout);
+	out_write(s, s->out.len);
 	return n;
 }
 
@@ -391,13 +433,24 @@ static void summary(struct session *s, double secs, pid_t pid)
 		sum.filtered += ts.filtered;
 		sum.hits += ts.hits;
 		if (s->t && trace_func(s->t, i)->call.flags & PSF_COUNT_ONLY) {
-			if (json_output)
-				printf("{\"func\":\"%s\",\"calls\":%" PRIu64 "}\n", trace_func(s->t, i)->name, ts.hits);
-			else
-				printf("%-50s %" PRIu64 "\n", trace_func(s->t, i)->name, ts.hits);
+			size_t start = s->out.len;
+
+			if (json_output) {
+				struct json j;
+
+				json_init(&j, &s->out);
+				json_obj(&j);
+				json_kv_str(&j, "func", trace_func(s->t, i)->name);
+				json_kv_uint(&j, "calls", ts.hits);
+				json_end(&j);
+				buf_putc(&s->out, '\n');
+			} else {
+				buf_printf(&s->out, "%-50s %" PRIu64 "\n", trace_func(s->t, i)->name, ts.hits);
+			}
+			out_line(s, start);
 		}
 	}
-	fflush(stdout);
+	out_write(s, s->out.len);
 	if (sum.hits)
 		fprintf(stderr, "glimpse trace: %" PRIu64 " calls of %zu functions in %.1f s (pid %d)\n", sum.hits, n,
 			secs, (int)pid);
@@ -462,6 +515,7 @@ static int run(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	s.json = json_output;
+	s.out_batch = out_batch();
 	s.max_events = a.max_events;
 	if (a.exec) {
 		if (wordexp(a.exec, &we, WRDE_NOCMD) != 0 || !we.we_wordc)

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from harness import GLIMPSE, Skip, fixtures, glimpse
+from harness import GLIMPSE, Skip, fixtures, glimpse, start_target
 
 FUNCS = r"^main\.(Lookup|Register|Sum|Describe|Measure|Divide|Flags|Name|Pick\[.*\])$"
 
@@ -268,6 +268,55 @@ def test_exact_counts_under_a_storm_of_preemption_signals():
     print(f"   {sent[0]} signals, {s['repeats']} repeated hits dropped")
 
 
+def test_interface_holding_a_pointer_shows_the_struct_it_points_to():
+    """An http.ResponseWriter holds a *http.response in its data word (a pointer-shaped
+    dynamic type is stored there directly): a handler's w shows that struct's fields, as
+    the server set them for an HTTP/1.0 GET, for every Go version; with --max-depth 0
+    only its address."""
+    seen = []
+    for v, flavour, path in fixtures("target", flavours=["", ".pie"]):
+        t = start_target(path, "-goroutines", 1)
+        try:
+            tr = Trace(t.pid, r"^net/http/pprof\.Index$", "--calls-only")
+            assert t.get("/debug/pprof/")[0] == 200
+            events, err = tr.stop()
+            tr = Trace(t.pid, r"^net/http/pprof\.Index$", "--calls-only", "--max-depth", "0")
+            assert t.get("/debug/pprof/")[0] == 200
+            shallow, _ = tr.stop()
+        finally:
+            t.stop()
+        assert len(events) == 1 == len(shallow), (v, flavour, events, err)
+        w = events[0]["args"]["w"]
+        assert w["type"] == "*http.response", (v, flavour, w)
+        resp = w["value"]
+        assert resp["contentLength"] == -1 and resp["status"] == 0 and resp["wantsClose"] is True, (v, flavour, resp)
+        assert resp["req"]["RequestURI"] == "/debug/pprof/" and resp["req"]["Proto"] == "HTTP/1.0", resp["req"]
+        assert resp["cw"]["res"]["cycle"] is True  # chunkWriter.res points back at the response
+        assert "…" not in resp.values(), resp  # all of it was copied
+        assert events[0]["truncated"] is True  # its own pointers are not followed: max-depth 2
+        assert re.fullmatch(r"0x[0-9a-f]+", resp["w"]["ptr"]), resp["w"]  # a *bufio.Writer, not copied
+        assert "unreadable" not in json.dumps(events[0]), events[0]  # what was not copied is no fault
+        w0 = shallow[0]["args"]["w"]
+        assert w0["type"] == "*http.response" and list(w0["value"]) == ["ptr"], w0
+        seen.append(f"go{v}{flavour}")
+    print("  w is a *http.response struct:", " ".join(seen))
+
+
+def test_a_slice_of_interfaces_keeps_its_boxed_values_at_the_most_entries():
+    """fmt.Sprint(a ...any) with --max-entries 16: sixteen elements' data still fit one
+    event (each element gets a smaller copy than a lone interface)."""
+    for v, flavour, path in fixtures("tracee", flavours=[""]):
+        if v not in ("1.19", "1.22", "1.26"):
+            continue
+        p = subprocess.run([GLIMPSE, "trace", "--json", "--no-store", "--calls-only", "--max-entries", "16", "--exec",
+                            f"{path} -run values", r"^fmt\.Sprint$"], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        events = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+        assert events[0]["args"]["a"] == [{"type": "int", "value": 42}, None], (v, events[0])
+        a = events[1]["args"]["a"]
+        assert a[0] == {"type": "int", "value": 0} and a[1]["type"] == "*errors.errorString", (v, a)
+
+
 # (expression, the same filter in Python) over `where 200`: Lookup(i, name, nil)
 WHERE = [
     ('id > 100 && name == "abc"', lambda i, name: i > 100 and name == "abc"),
@@ -445,3 +494,56 @@ def test_bad_input_gets_a_clear_message():
     assert p.returncode != 0 and "999999" in p.stderr, p.stderr
     p = glimpse("trace", "--no-store", "main")
     assert p.returncode == 2 and "--pid" in p.stderr
+
+
+def test_exec_target_sharing_a_pipe_never_splits_an_event_line():
+    """glimpse and the target it starts write to one pipe at once: the target a line per
+    command, glimpse thousands of events; every line read is one whole JSON event or one
+    whole line of the target's (each of glimpse's writes carries whole lines only). The
+    same with a regular file, where glimpse writes bigger batches."""
+    reps, report = 500, []
+    for v, flavour, path in fixtures("tracee", flavours=[""]):
+        if v not in ("1.19", "1.23", "1.26"):
+            continue
+        for sink in ("pipe", "file") if v == "1.26" else ("pipe",):
+            cmd = [GLIMPSE, "trace", "--json", "--no-store", "--exec",
+                   f"{path} -run '{';'.join(['tick 20 0;values'] * reps)}'", r"^main\.(Tick|Lookup)$"]
+            with tempfile.TemporaryFile("w+") as err, tempfile.TemporaryFile("w+") as shared:
+                if sink == "pipe":
+                    r, w = os.pipe()  # one pipe for both: glimpse's stdout, inherited by the target
+                    p = subprocess.Popen(cmd, stdout=w, stderr=err)
+                    os.close(w)
+                    with os.fdopen(r, "rb") as f:
+                        out = f.read().decode()
+                    assert p.wait(120) == 0
+                else:
+                    assert subprocess.run(cmd, stdout=shared, stderr=err, timeout=120).returncode == 0
+                    shared.seek(0)
+                    out = shared.read()
+                err.seek(0)
+                stderr = err.read()
+            report.append(check_shared_output(v, sink, out, stderr, reps))
+    print("  ", "; ".join(report))
+
+
+def check_shared_output(v, sink, out, stderr, reps):
+    """Checks the lines glimpse and `-run 'tick 20 0;values' x reps` wrote to one output."""
+    events, child, bad = [], 0, []
+    for line in out.split("\n")[:-1]:
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+                continue
+            except ValueError:
+                pass
+        if re.fullmatch(r"ready pid=\d+|done tick 20|done values 42 <nil>\|0 no user -3\|.*", line):
+            child += 1
+        else:
+            bad.append(line)
+    assert not bad, f"go{v} {sink}: {len(bad)} broken lines, e.g. {bad[:2]}"
+    assert out.endswith("\n") and child == 1 + 2 * reps, (v, sink, child)
+    s = summary(stderr)
+    assert len(events) == s["calls"] + s["returns"] == reps * (2 * 20 + 2 * 2) and s["lost"] == 0, (v, s)
+    assert sorted(e["args"]["i"] for e in events if e["func"] == "main.Tick" and e["kind"] == "call") == \
+        sorted(list(range(20)) * reps)
+    return f"go{v} {sink}: {len(events)} events, {child} target lines"

@@ -550,6 +550,61 @@ static void test_decode_unreadable_memory_and_byte_budget(void **state)
 	}
 }
 
+/* A reader holding some bytes only (a trace capture): the object of the first
+ * range, the start of the second. */
+struct partial {
+	pid_t pid;
+	uint64_t lo[2], hi[2];
+};
+
+static int partial_read(void *ctx, uint64_t addr, void *dst, size_t n)
+{
+	struct partial *pr = ctx;
+
+	for (int i = 0; i < 2; i++)
+		if (addr >= pr->lo[i] && addr + n <= pr->hi[i])
+			return vm_read(&pr->pid, addr, dst, n);
+	return -ENODATA;
+}
+
+static size_t partial_readable(void *ctx, uint64_t addr, size_t n)
+{
+	const struct partial *pr = ctx;
+
+	for (int i = 0; i < 2; i++)
+		if (addr >= pr->lo[i] && addr < pr->hi[i])
+			return pr->hi[i] - addr < n ? pr->hi[i] - addr : n;
+	return 0;
+}
+
+/* What the reader does not hold shows as an address, not as unreadable; a
+ * pointer's target (here behind an interface's data word) of which it holds
+ * a prefix is decoded from that prefix. */
+static void test_decode_what_the_reader_holds_of_a_target(void **state)
+{
+	for (int i = 0; i < nprocs; i++) {
+		struct proc *p = &procs[i];
+		uint64_t pt = read_u64(p, p->vals + field(p, "AnyPtr")->offset + 8);
+		struct partial pr = {.pid = p->pid, .lo = {p->vals, pt}, .hi = {p->vals + p->values->size, pt + 8}};
+		struct decoder d;
+		bool truncated = false;
+		char want[128];
+		char *got;
+
+		decoder_init(&d, p->bin, partial_read, &pr, p->bias);
+		got = decode_field(&d, p, "AnyPtr", &truncated);
+		snprintf(want, sizeof(want), "{\"type\":\"*main.Point\",\"value\":{\"ptr\":\"0x%" PRIx64 "\"}}", pt);
+		expect(p, "AnyPtr, none of its target", got, want);
+		assert_true(truncated);
+		free(got);
+		d.readable = partial_readable;
+		got = decode_field(&d, p, "AnyPtr", &truncated);
+		expect(p, "AnyPtr, half its target", got, "{\"type\":\"*main.Point\",\"value\":{\"X\":9,\"Y\":\"\xe2\x80\xa6\"}}");
+		assert_true(truncated);
+		free(got);
+	}
+}
+
 /* Garbage in every field's bytes (as a torn read could give): words that
  * point into the fixture's heap, at small offsets from real objects, or
  * nowhere. The decoder must stay within its budget and write valid JSON. */
@@ -615,6 +670,7 @@ int main(void)
 	    cmocka_unit_test(test_decode_pointer_cycles_and_depth),
 	    cmocka_unit_test(test_decode_whole_value_with_default_limits),
 	    cmocka_unit_test(test_decode_unreadable_memory_and_byte_budget),
+	    cmocka_unit_test(test_decode_what_the_reader_holds_of_a_target),
 	    cmocka_unit_test(test_decode_garbage_stays_bounded_and_valid),
 	};
 
