@@ -52,7 +52,8 @@ struct raw_g {
 	uint8_t *stack;	      /* NULL when stack_len is 0; owned by the snapshot */
 	bool stack_truncated; /* the stack continues above stack_addr + stack_len */
 	bool regs_valid;      /* ip/sp/bp are the registers of thread `tid` */
-	uint32_t tid;	      /* m.procid of a running goroutine, else 0 */
+	uint32_t tid;	      /* a running goroutine's thread (m.procid), else 0; a tid of
+			       * glimpse's pid namespace, mapped from the target's own */
 	bool on_cpu;	      /* running, thread on a CPU: running without a stack */
 	bool no_thread;	      /* running, but its thread could not be found */
 	bool sp_outside;      /* sp not within [stack.lo, stack.hi): no stack copied */
@@ -190,6 +191,16 @@ size_t reader_bytes_per_g(const struct snap_params *p);
 void reader_add_g(struct buf *gs, const struct snap_g *h, uint8_t *g, uint8_t *stack, const struct go_offsets *off);
 /* Moves gs into out->gs/n (in allgs order) and counts out->torn. */
 void reader_finish(struct raw_snapshot *out, struct buf *gs);
+/* When pid is in another pid namespace than glimpse (a container), where
+ * m.procid holds tids of that namespace: its threads' tids there and here
+ * (from /proc/PID/task/TID/status NSpid), at most SNAP_NS_TIDS. Returns their
+ * count and sets *tids (caller frees), or 0 and NULL when pid shares glimpse's
+ * pid namespace, where tids need no mapping. */
+struct snap_tid;
+size_t reader_ns_tids(pid_t pid, struct snap_tid **tids);
+/* The tid here of the thread whose tid in the target's namespace is procid:
+ * procid itself when n is 0, else from tids[0..n), 0 when it is not there. */
+uint32_t reader_host_tid(const struct snap_tid *tids, size_t n, uint32_t procid);
 /* The time on clock clk in ns. */
 uint64_t reader_now_ns(clockid_t clk);
 /* The message for the walk failing to read allgs (rc: negative errno). */

@@ -112,6 +112,8 @@ struct reader_bpf {
 	const struct go_offsets *off;
 	struct raw_snapshot *out;
 	struct snap_params params;
+	struct snap_tid *tids;	     /* see reader_ns_tids() */
+	size_t ntids;
 	struct buf threads;	     /* struct raw_thread */
 	_Atomic uint64_t next_start; /* allgs index of the next chunk */
 	atomic_bool threads_asked;   /* a lane asks for thread records, once */
@@ -534,6 +536,7 @@ static void destroy(struct reader_bpf *r)
 		buf_free(&r->lane[i].gs);
 	}
 	buf_free(&r->threads);
+	free(r->tids);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
@@ -774,6 +777,9 @@ static int lane_start(struct lane *l, size_t hint)
 	int rc;
 
 	*p = l->r->params;
+	p->ns_tids = l->r->ntids;
+	if (l->r->ntids)
+		memcpy(l->skel->bss->ns_tids, l->r->tids, l->r->ntids * sizeof(struct snap_tid));
 	p->ring_size = l->r->ring_bytes;
 	p->max_phys = l->r->max_phys;
 	p->setup = 1;
@@ -998,6 +1004,8 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	r->off = off;
 	r->out = out;
 	r->threads.len = 0;
+	free(r->tids);
+	r->ntids = reader_ns_tids(pid, &r->tids);
 	hint = reader_reserve(pid, &r->params, NULL, &gs);
 	t0 = reader_now_ns(CLOCK_MONOTONIC);
 	lanes = lanes_for(r, hint, r->params.max_goroutines);

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -140,6 +141,96 @@ int reader_allgs_error(int rc, pid_t pid, uint64_t addr)
 		       "pid %d: cannot read runtime.allgs at 0x%llx (%s): "
 		       "not a Go process, or not the binary the offsets came from",
 		       (int)pid, (unsigned long long)addr, strerror(-rc));
+}
+
+/* Whether pid is in glimpse's pid namespace (or that cannot be told). */
+static bool same_pid_ns(pid_t pid)
+{
+	struct stat self, them;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+	if (stat("/proc/self/ns/pid", &self) || stat(path, &them))
+		return true;
+	return self.st_ino == them.st_ino && self.st_dev == them.st_dev;
+}
+
+/* From the text of a /proc/PID/task/TID/status, the thread's tid as glimpse
+ * sees it and in the innermost namespace (the first and last NSpid fields). */
+static bool parse_nspid(const char *status, struct snap_tid *t)
+{
+	const char *line = strstr(status, "\nNSpid:");
+	char *end;
+
+	if (!line)
+		return false;
+	line += 7;
+	t->host = strtoul(line, &end, 10);
+	if (end == line)
+		return false;
+	t->ns = t->host;
+	for (line = end; *line == ' ' || *line == '\t';) {
+		unsigned long v = strtoul(line, &end, 10);
+
+		if (end == line)
+			break;
+		t->ns = v;
+		line = end;
+	}
+	return t->host != 0;
+}
+
+size_t reader_ns_tids(pid_t pid, struct snap_tid **tids)
+{
+	char path[96], status[4096];
+	struct buf out = {0};
+	struct dirent *de;
+	size_t n = 0;
+	DIR *dir;
+
+	*tids = NULL;
+	if (same_pid_ns(pid))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return 0;
+	while ((de = readdir(dir)) != NULL && n < SNAP_NS_TIDS) {
+		struct snap_tid t;
+		ssize_t len;
+		int fd;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%lu/status", (int)pid, strtoul(de->d_name, NULL, 10));
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, status, sizeof(status) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		status[len] = '\0';
+		if (!parse_nspid(status, &t))
+			continue;
+		buf_add(&out, &t, sizeof(t));
+		n++;
+	}
+	closedir(dir);
+	if (n)
+		*tids = (struct snap_tid *)buf_detach(&out);
+	buf_free(&out);
+	return n;
+}
+
+uint32_t reader_host_tid(const struct snap_tid *tids, size_t n, uint32_t procid)
+{
+	if (!n)
+		return procid;
+	for (size_t i = 0; i < n; i++)
+		if (tids[i].ns == procid)
+			return tids[i].host;
+	return 0;
 }
 
 static uint64_t hdr_u64(const uint8_t *g, int off)
@@ -491,6 +582,8 @@ struct chunk {
 	size_t data_cap;
 	struct iovec *local, *remote; /* stacks */
 	bool *ok;
+	const struct snap_tid *tids; /* see reader_ns_tids() */
+	size_t ntids;
 };
 
 /* Where the time of a snapshot went (GLIMPSE_READER_PROFILE=1), in ns. */
@@ -526,7 +619,7 @@ static uint32_t plan_stack(const struct snap_params *p, struct vm_g *v)
 }
 
 /* A running goroutine: registers of its thread if that thread sleeps. */
-static uint32_t plan_running(pid_t pid, const struct snap_params *p, struct vm_g *v)
+static uint32_t plan_running(pid_t pid, const struct snap_params *p, const struct chunk *c, struct vm_g *v)
 {
 	uint64_t m = g_field(v, p->g_m), procid = 0, ip, sp;
 	struct snap_g *h = &v->h;
@@ -536,8 +629,8 @@ static uint32_t plan_running(pid_t pid, const struct snap_params *p, struct vm_g
 		h->flags |= SNAP_F_NOTHREAD;
 		return 0;
 	}
-	h->tid = procid;
-	rc = thread_regs(pid, h->tid, &ip, &sp);
+	h->tid = reader_host_tid(c->tids, c->ntids, procid);
+	rc = h->tid ? thread_regs(pid, h->tid, &ip, &sp) : -ESRCH;
 	if (rc < 0) {
 		h->flags |= SNAP_F_NOTHREAD;
 		return 0;
@@ -554,7 +647,7 @@ static uint32_t plan_running(pid_t pid, const struct snap_params *p, struct vm_g
 
 /* Fills the record of v from its copied g; returns the stack length to copy,
  * or -1 when the goroutine is dead or idle. */
-static int64_t plan_g(pid_t pid, const struct snap_params *p, struct vm_g *v)
+static int64_t plan_g(pid_t pid, const struct snap_params *p, const struct chunk *c, struct vm_g *v)
 {
 	uint32_t status = hdr_u32(v->g, p->g_atomicstatus) & ~SNAP_G_SCANBIT;
 	struct snap_g *h = &v->h;
@@ -564,7 +657,7 @@ static int64_t plan_g(pid_t pid, const struct snap_params *p, struct vm_g *v)
 	h->kind = SNAP_REC_G;
 	h->g_len = p->g_size;
 	if (status == SNAP_G_RUNNING)
-		return plan_running(pid, p, v);
+		return plan_running(pid, p, c, v);
 	if (status == SNAP_G_SYSCALL) {
 		h->src = SNAP_SRC_SYSCALL;
 		h->sp = g_field(v, p->g_syscallsp);
@@ -697,7 +790,7 @@ static int read_stacks(pid_t pid, const struct snap_params *p, struct chunk *c, 
 			v->live = false;
 			continue;
 		}
-		len = plan_g(pid, p, v);
+		len = plan_g(pid, p, c, v);
 		if (len < 0) {
 			v->live = false;
 			continue;
@@ -794,6 +887,7 @@ static int walk(pid_t pid, const struct snap_params *p, const struct go_offsets 
 {
 	size_t n, budget = p->max_goroutines;
 	uint64_t t0 = reader_now_ns(CLOCK_MONOTONIC), t1;
+	struct snap_tid *tids;
 	struct chunk c;
 	uint64_t *ptrs;
 	int rc;
@@ -803,6 +897,8 @@ static int walk(pid_t pid, const struct snap_params *p, const struct go_offsets 
 		return rc;
 	out->allglen = n;
 	chunk_init(&c);
+	c.ntids = reader_ns_tids(pid, &tids);
+	c.tids = tids;
 	t1 = reader_now_ns(CLOCK_MONOTONIC);
 	prof->allgs = t1 - t0;
 	for (size_t base = 0; base < n && budget; base += CHUNK) {
@@ -826,6 +922,7 @@ static int walk(pid_t pid, const struct snap_params *p, const struct go_offsets 
 			out->truncated = true;
 	}
 	free(ptrs);
+	free(tids);
 	chunk_free(&c);
 	return rc;
 }
