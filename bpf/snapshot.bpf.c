@@ -54,6 +54,7 @@ struct {
 struct snap_params params;
 struct snap_ctl ctl;
 struct snap_prof prof;
+struct snap_tid ns_tids[SNAP_NS_TIDS];
 /* Set before load: fill prof (the verifier drops the timing code when 0), and
  * assemble records in a buffer even where the kernel could copy stacks straight
  * into the ring (so tests cover the path kernels before 6.16 take). */
@@ -548,6 +549,25 @@ __noinline int thread_moved(__u32 tid, __u64 csw)
 	return moved;
 }
 
+/* The tid the kernel knows the target's thread procid by (m.procid is a tid in
+ * the target's pid namespace): procid itself when the target shares glimpse's
+ * namespace, else from ns_tids[], or 0 when it is not there. */
+__noinline __u32 host_tid(__u32 procid)
+{
+	__u32 i, n = params.ns_tids;
+
+	if (!n)
+		return procid;
+	bpf_for(i, 0, n)
+	{
+		if (i >= SNAP_NS_TIDS)
+			break;
+		if (ns_tids[i].ns == procid)
+			return ns_tids[i].host;
+	}
+	return 0;
+}
+
 /* A running goroutine: its stack is only where its thread's registers say, and
  * only while that thread is off-CPU. Never falls back to the stale g.sched.
  * Returns what thread_regs() does. */
@@ -560,8 +580,12 @@ static __always_inline __u64 plan_running(struct task_struct *task, struct snap_
 		h->flags |= SNAP_F_NOTHREAD;
 		return 0;
 	}
-	h->tid = procid;
-	return thread_regs(procid);
+	h->tid = host_tid(procid);
+	if (!h->tid) {
+		h->flags |= SNAP_F_NOTHREAD;
+		return 0;
+	}
+	return thread_regs(h->tid);
 }
 
 /* Marks h torn when the thread its stack came from ran while it was copied. */

@@ -73,8 +73,16 @@ struct snap_params {
 	__u32 give_way;	 /* end a run early when a task wakes up on its CPU */
 	__u32 run_max;	 /* goroutines a run walks at most */
 	__u32 run_busy;	 /* and at most when its CPU had other tasks to run at its start */
-	__u32 pad;
+	__u32 ns_tids;	 /* entries of ns_tids (0: the target shares glimpse's pid namespace) */
 	__u64 max_phys; /* end of the highest physical RAM range, 0: direct reads off */
+};
+
+/* A thread of a target in a pid namespace of its own: its tid there (what
+ * m.procid holds) and in the initial namespace (what the kernel looks tasks up
+ * by). Userspace fills the program's ns_tids[] with params.ns_tids of them. */
+#define SNAP_NS_TIDS 1024
+struct snap_tid {
+	__u32 ns, host;
 };
 
 /* Written by the walk; userspace zeroes it before a snapshot and clears `walked`
@@ -140,7 +148,7 @@ struct snap_g {
 	__u32 stack_len;
 	__u32 flags;	  /* enum snap_gflags */
 	__u32 src;	  /* enum snap_src */
-	__u32 tid;	  /* m.procid of a running goroutine, else 0 */
+	__u32 tid;	  /* a running goroutine's thread (m.procid, as the kernel knows it), else 0 */
 	__u64 ip, sp, bp; /* where unwinding starts (from src) */
 	__u32 g_len;	  /* bytes of g that follow */
 	__u32 pad;

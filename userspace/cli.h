@@ -26,6 +26,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 extern const struct cmd cmd_inspect;
+extern const struct cmd cmd_ps;
 extern const struct cmd cmd_snapshot;
 extern const struct cmd cmd_trace;
 extern const struct cmd cmd_serve;

@@ -198,46 +198,67 @@ static int load_relocs(struct gobin *bin)
 	return 0;
 }
 
+/* The descriptor of the first note of owner and type in the note section
+ * bytes p[0..len), and its size; NULL when there is none. */
+static const uint8_t *find_note(const uint8_t *p, size_t len, const char *owner, uint32_t type, uint32_t *descsz)
+{
+	size_t off = 0, olen = strlen(owner) + 1;
+
+	while (p && off + 12 <= len) {
+		uint32_t namesz, dsz, t;
+		size_t name_at = off + 12, desc_at;
+
+		memcpy(&namesz, p + off, 4);
+		memcpy(&dsz, p + off + 4, 4);
+		memcpy(&t, p + off + 8, 4);
+		desc_at = name_at + ((namesz + 3) & ~3u);
+		if (desc_at > len || dsz > len - desc_at)
+			break;
+		/* Go pads its owner to "Go\0\0" (namesz 4); GNU uses "GNU\0". */
+		if (t == type && namesz >= olen && namesz <= 8 && memcmp(p + name_at, owner, olen) == 0) {
+			*descsz = dsz;
+			return p + desc_at;
+		}
+		off = desc_at + ((dsz + 3) & ~3u);
+	}
+	return NULL;
+}
+
+/* Sets build_id (160 bytes) from the bytes of .note.go.buildid (go, go_len)
+ * or, when it has none, of .note.gnu.build-id (gnu, gnu_len) in hex; the
+ * latter also into gnu_id (84 bytes) unless NULL. */
+static void build_ids(const uint8_t *go, size_t go_len, const uint8_t *gnu, size_t gnu_len, char *build_id,
+		      char *gnu_id)
+{
+	const size_t cap = sizeof(((struct gobin *)0)->build_id), gnu_cap = sizeof(((struct gobin *)0)->gnu_build_id);
+	char hex[sizeof(((struct gobin *)0)->gnu_build_id)] = "";
+	const uint8_t *d;
+	uint32_t n;
+
+	build_id[0] = '\0';
+	d = find_note(go, go_len, "Go", 4, &n);
+	if (d) {
+		if (n > cap - 1)
+			n = cap - 1;
+		memcpy(build_id, d, n);
+		build_id[n] = '\0';
+	}
+	d = find_note(gnu, gnu_len, "GNU", NT_GNU_BUILD_ID, &n);
+	for (uint32_t i = 0; d && i < n && 2 * i + 2 < gnu_cap; i++)
+		sprintf(hex + 2 * i, "%02x", d[i]);
+	if (gnu_id)
+		snprintf(gnu_id, gnu_cap, "%s", hex);
+	if (!build_id[0])
+		snprintf(build_id, cap, "%s", hex);
+}
+
 static void read_notes(struct gobin *bin)
 {
-	static const struct { const char *section; const char *owner; uint32_t type; } want[] = {
-		{ ".note.go.buildid", "Go", 4 },
-		{ ".note.gnu.build-id", "GNU", NT_GNU_BUILD_ID },
-	};
+	size_t go_len = 0, gnu_len = 0;
+	const uint8_t *go = gobin_section(bin, ".note.go.buildid", NULL, &go_len);
+	const uint8_t *gnu = gobin_section(bin, ".note.gnu.build-id", NULL, &gnu_len);
 
-	for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
-		size_t len, off = 0;
-		const uint8_t *p = gobin_section(bin, want[w].section, NULL, &len);
-
-		while (p && off + 12 <= len) {
-			uint32_t namesz, descsz, type;
-			size_t name_at = off + 12, desc_at;
-
-			memcpy(&namesz, p + off, 4);
-			memcpy(&descsz, p + off + 4, 4);
-			memcpy(&type, p + off + 8, 4);
-			desc_at = name_at + ((namesz + 3) & ~3u);
-			if (desc_at > len || descsz > len - desc_at)
-				break;
-			/* Go pads its owner to "Go\0\0" (namesz 4); GNU uses "GNU\0". */
-			if (type == want[w].type && namesz >= strlen(want[w].owner) + 1 && namesz <= 8 &&
-			    memcmp(p + name_at, want[w].owner, strlen(want[w].owner) + 1) == 0) {
-				if (w == 0) {
-					size_t n = descsz < sizeof(bin->build_id) - 1 ? descsz : sizeof(bin->build_id) - 1;
-
-					memcpy(bin->build_id, p + desc_at, n);
-					bin->build_id[n] = '\0';
-				} else {
-					for (uint32_t i = 0; i < descsz && 2 * i + 2 < sizeof(bin->gnu_build_id); i++)
-						sprintf(bin->gnu_build_id + 2 * i, "%02x", p[desc_at + i]);
-				}
-				break;
-			}
-			off = desc_at + ((descsz + 3) & ~3u);
-		}
-	}
-	if (!bin->build_id[0])
-		snprintf(bin->build_id, sizeof(bin->build_id), "%s", bin->gnu_build_id);
+	build_ids(go, go_len, gnu, gnu_len, bin->build_id, bin->gnu_build_id);
 }
 
 static uint64_t uvarint(const uint8_t **p, const uint8_t *end)
@@ -272,43 +293,141 @@ static const uint8_t *find_buildinfo(const struct gobin *bin, size_t *len)
 	return NULL;
 }
 
+/* Parses the Go build info blob p[0..len) of the binary named path: the Go
+ * version into version (32 bytes: "go1.21.13") and *minor, and where the module
+ * info is (*mod, *mod_len; NULL when unreadable). Returns 0, or a negative code
+ * (GLIMPSE_EUNSUP: a Go binary glimpse cannot read, version then "" when older
+ * than Go 1.18). */
+static int parse_buildinfo(const uint8_t *p, size_t len, const char *path, char *version, int *minor,
+			   const uint8_t **mod, size_t *mod_len)
+{
+	const uint8_t *q, *end;
+	uint64_t n;
+	int major;
+
+	version[0] = '\0';
+	*mod = NULL;
+	*mod_len = 0;
+	if (!(p[15] & 2))
+		return err_set(GLIMPSE_EUNSUP,
+			       "%s: unsupported Go version: built by Go older than 1.18 (supported: go1.18 to go1.26)",
+			       path);
+	if (p[14] != 8 || (p[15] & 1))
+		return err_set(GLIMPSE_EUNSUP, "%s: not a 64-bit little-endian Go binary", path);
+	q = p + 32;
+	end = p + len;
+	n = uvarint(&q, end);
+	if (q > end || n > (uint64_t)(end - q) || n >= sizeof(((struct gobin *)0)->go_version))
+		return err_set(GLIMPSE_ECORRUPT, "%s: malformed Go build info", path);
+	memcpy(version, q, n);
+	version[n] = '\0';
+	q += n;
+	n = uvarint(&q, end);
+	if (q <= end && n <= (uint64_t)(end - q)) {
+		*mod = q;
+		*mod_len = n;
+	}
+	if (sscanf(version, "go%d.%d", &major, minor) != 2 || major != 1)
+		return err_set(GLIMPSE_EUNSUP, "%s: unsupported Go version '%s' (supported: go1.18 to go1.26)", path,
+			       version);
+	if (*minor < 18 || *minor > 26)
+		return err_set(GLIMPSE_EUNSUP, "%s: unsupported Go version %s (supported: go1.18 to go1.26)", path,
+			       version);
+	return 0;
+}
+
 /* Reads the Go version from the build info ("go1.21.13") and sets go_minor. */
 static int read_version(struct gobin *bin)
 {
 	size_t len;
-	const uint8_t *p = find_buildinfo(bin, &len), *q, *end;
-	uint64_t n;
-	int major, minor;
+	const uint8_t *p = find_buildinfo(bin, &len);
 
 	if (!p)
 		return err_set(GLIMPSE_ENOTGO, "%s: not a Go binary (no Go build info)", bin->path);
-	if (!(p[15] & 2))
-		return err_set(GLIMPSE_EUNSUP,
-			       "%s: unsupported Go version: built by Go older than 1.18 (supported: go1.18 to go1.26)",
-			       bin->path);
-	if (p[14] != 8 || (p[15] & 1))
-		return err_set(GLIMPSE_EUNSUP, "%s: not a 64-bit little-endian Go binary", bin->path);
-	q = p + 32;
-	end = p + len;
-	n = uvarint(&q, end);
-	if (q > end || n > (uint64_t)(end - q) || n >= sizeof(bin->go_version))
-		return err_set(GLIMPSE_ECORRUPT, "%s: malformed Go build info", bin->path);
-	memcpy(bin->go_version, q, n);
-	bin->go_version[n] = '\0';
-	q += n;
-	n = uvarint(&q, end);
-	if (q <= end && n <= (uint64_t)(end - q)) {
-		bin->buildinfo_mod = q;
-		bin->buildinfo_mod_len = n;
+	return parse_buildinfo(p, len, bin->path, bin->go_version, &bin->go_minor, &bin->buildinfo_mod,
+			       &bin->buildinfo_mod_len);
+}
+
+/* n bytes of fd at off, in memory the caller frees (with room for a NUL
+ * after them); NULL when fewer could be read. */
+static uint8_t *read_at(int fd, uint64_t off, size_t n)
+{
+	uint8_t *p = xmalloc(n + 1);
+
+	if (pread(fd, p, n, (off_t)off) != (ssize_t)n) {
+		free(p);
+		return NULL;
 	}
-	if (sscanf(bin->go_version, "go%d.%d", &major, &minor) != 2 || major != 1)
-		return err_set(GLIMPSE_EUNSUP, "%s: unsupported Go version '%s' (supported: go1.18 to go1.26)",
-			       bin->path, bin->go_version);
-	if (minor < 18 || minor > 26)
-		return err_set(GLIMPSE_EUNSUP, "%s: unsupported Go version %s (supported: go1.18 to go1.26)",
-			       bin->path, bin->go_version);
-	bin->go_minor = minor;
-	return 0;
+	p[n] = '\0';
+	return p;
+}
+
+#define PEEK_MAX_SECTIONS 1024	     /* more section headers than this: not a Go executable */
+#define PEEK_MAX_NAMES	  (64u << 10) /* bytes of section names read at most */
+#define PEEK_MAX_NOTE	  4096	     /* bytes of a note section read at most */
+#define PEEK_BUILDINFO	  4096	     /* bytes of build info read (the version is near its start) */
+
+int gobin_peek(int fd, const char *path, struct gobin_id *out)
+{
+	uint8_t *names = NULL, *go = NULL, *gnu = NULL, *info = NULL;
+	size_t go_len = 0, gnu_len = 0, info_len = 0, names_len;
+	const uint8_t *mod;
+	size_t mod_len;
+	Elf64_Shdr *sh = NULL;
+	bool dwarf = false;
+	Elf64_Ehdr eh;
+	int rc, minor;
+
+	memset(out, 0, sizeof(*out));
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN))
+		return err_set(GLIMPSE_ENOTGO, "%s: not an ELF executable", path);
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64)
+		return err_set(GLIMPSE_ENOTGO, "%s: not an x86-64 ELF file", path);
+	if (eh.e_shentsize != sizeof(Elf64_Shdr) || !eh.e_shnum || eh.e_shnum > PEEK_MAX_SECTIONS ||
+	    eh.e_shstrndx >= eh.e_shnum)
+		return err_set(GLIMPSE_ENOTGO, "%s: no section headers", path);
+	sh = (Elf64_Shdr *)read_at(fd, eh.e_shoff, (size_t)eh.e_shnum * sizeof(*sh));
+	names_len = sh ? sh[eh.e_shstrndx].sh_size : 0;
+	if (names_len > PEEK_MAX_NAMES)
+		names_len = PEEK_MAX_NAMES;
+	names = sh ? read_at(fd, sh[eh.e_shstrndx].sh_offset, names_len) : NULL;
+	for (size_t i = 0; names && i < eh.e_shnum; i++) {
+		const char *name = (const char *)names + sh[i].sh_name;
+		size_t n = sh[i].sh_size;
+
+		if (sh[i].sh_name >= names_len || sh[i].sh_type == SHT_NOBITS)
+			continue;
+		if (!strcmp(name, ".go.buildinfo") && !info) {
+			info_len = n < PEEK_BUILDINFO ? n : PEEK_BUILDINFO;
+			info = read_at(fd, sh[i].sh_offset, info_len);
+		} else if (!strcmp(name, ".note.go.buildid") && !go && n <= PEEK_MAX_NOTE) {
+			go = read_at(fd, sh[i].sh_offset, n);
+			go_len = go ? n : 0;
+		} else if (!strcmp(name, ".note.gnu.build-id") && !gnu && n <= PEEK_MAX_NOTE) {
+			gnu = read_at(fd, sh[i].sh_offset, n);
+			gnu_len = gnu ? n : 0;
+		} else if (!strcmp(name, ".debug_info") || !strcmp(name, ".zdebug_info")) {
+			dwarf = true;
+		}
+	}
+	if (!info || info_len < 32 || memcmp(info, buildinfo_magic, 14) != 0) {
+		rc = err_set(GLIMPSE_ENOTGO, "%s: not a Go binary (no Go build info)", path);
+		goto out;
+	}
+	rc = parse_buildinfo(info, info_len, path, out->go_version, &minor, &mod, &mod_len);
+	if (rc == -GLIMPSE_ECORRUPT)
+		rc = -GLIMPSE_EUNSUP;
+	build_ids(go, go_len, gnu, gnu_len, out->build_id, NULL);
+	out->pie = eh.e_type == ET_DYN;
+	out->stripped = !dwarf;
+out:
+	free(sh);
+	free(names);
+	free(go);
+	free(gnu);
+	free(info);
+	return rc;
 }
 
 static int map_file(struct gobin *bin)

@@ -51,6 +51,23 @@ int gobin_open(const char *path, struct gobin **out);
 int gobin_open_pid(pid_t pid, struct gobin **out);
 void gobin_close(struct gobin *bin);
 
+/* What gobin_peek() tells of an executable without opening its model. */
+struct gobin_id {
+	char go_version[32];	/* as in struct gobin; "" when built by Go older than 1.18 */
+	char build_id[160];	/* as in struct gobin */
+	bool pie;
+	bool stripped;		/* no DWARF sections */
+};
+/* Whether the ELF file open at fd (named path in messages) is a Go executable,
+ * read cheaply: its ELF and section headers, section names, Go build id notes
+ * and the start of its build info, a few small reads (an open of the model
+ * reads far more). Returns 0 for a Go executable glimpse supports, with *out
+ * filled; GLIMPSE_EUNSUP for one it does not (an older Go, another
+ * architecture; *out filled as far as known); GLIMPSE_ENOTGO for anything else
+ * (including executables without section headers, which gobin_open() can still
+ * find the build info of). */
+int gobin_peek(int fd, const char *path, struct gobin_id *out);
+
 /* Load bias of bin in process pid (run-time address - link-time address),
  * from /proc/PID/maps. 0 for non-PIE. Negative code on failure. */
 int gobin_bias(const struct gobin *bin, pid_t pid, uint64_t *bias);

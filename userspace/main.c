@@ -14,6 +14,7 @@
 
 static const struct cmd *const commands[] = {
 	&cmd_inspect,
+	&cmd_ps,
 	&cmd_snapshot,
 	&cmd_trace,
 	&cmd_serve,

@@ -52,7 +52,8 @@ struct raw_g {
 	uint8_t *stack;	      /* NULL when stack_len is 0; owned by the snapshot */
 	bool stack_truncated; /* the stack continues above stack_addr + stack_len */
 	bool regs_valid;      /* ip/sp/bp are the registers of thread `tid` */
-	uint32_t tid;	      /* m.procid of a running goroutine, else 0 */
+	uint32_t tid;	      /* a running goroutine's thread (m.procid), else 0; a tid of
+			       * glimpse's pid namespace, mapped from the target's own */
 	bool on_cpu;	      /* running, thread on a CPU: running without a stack */
 	bool no_thread;	      /* running, but its thread could not be found */
 	bool sp_outside;      /* sp not within [stack.lo, stack.hi): no stack copied */
@@ -105,7 +106,12 @@ struct raw_snapshot {
 	struct reader_pin *pin;	  /* internal: the BPF ring the last run's records are in */
 };
 
-/* Copies every live goroutine of pid. off are the target binary's runtime
+/* The readers' shape (reader_common.h has the picture): reader.c takes
+ * snapshots (reader_snapshot, reader_snapshot_with) with one of the two readers
+ * below it, reader_bpf.c and reader_vm.c, which share reader_common.c and
+ * never call each other.
+ *
+ * Copies every live goroutine of pid. off are the target binary's runtime
  * offsets (allgs/allglen link-time; bias is added, non-zero for PIE), lim may be
  * NULL for defaults. Tries the BPF reader when allow_bpf, falls back to
  * process_vm_readv when BPF cannot be used (out->fallback says why) and sets
@@ -115,6 +121,14 @@ struct raw_snapshot {
  * *out holds nothing to free. */
 int reader_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
 		    bool allow_bpf, struct raw_snapshot *out);
+/* reader_snapshot with a BPF reader the caller keeps open across snapshots (a
+ * server's warm one, see reader_bpf_open_warm; NULL: process_vm_readv only):
+ * falls back to process_vm_readv as reader_snapshot does when the BPF walk
+ * fails (out->fallback says why). warm takes one snapshot at a time: callers
+ * on several threads serialize their calls. */
+struct reader_bpf;
+int reader_snapshot_with(struct reader_bpf *warm, pid_t pid, const struct go_offsets *off, uint64_t bias,
+			 const struct read_limits *lim, struct raw_snapshot *out);
 /* Frees what a snapshot holds (not the struct itself) and zeroes it. */
 void raw_snapshot_free(struct raw_snapshot *s);
 
@@ -135,8 +149,8 @@ int reader_vm_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, c
  * GLIMPSE_BPF_NO_DYNPTR=1 then takes the path of kernels before 6.16,
  * GLIMPSE_BPF_DEBUG=1 shows libbpf's log.
  * reader_bpf_open returns 0 and sets *out, or a negative code with a message
- * saying why BPF is unusable (needs CAP_BPF+CAP_PERFMON, kernel >= 6.2 with BTF). */
-struct reader_bpf;
+ * saying why BPF is unusable (needs CAP_BPF+CAP_PERFMON, kernel >= 6.2 with BTF).
+ * Its rings keep their size (8 MiB a lane) whatever the target. */
 int reader_bpf_open(struct reader_bpf **out);
 /* The same with a ring buffer of ring_bytes (a power of two, at least 2 MiB;
  * 0: the default 8 MiB per lane). A smaller ring only means more iterator
@@ -145,9 +159,17 @@ int reader_bpf_open_ring(uint32_t ring_bytes, struct reader_bpf **out);
 /* reader_bpf_open for snapshots of pid: its rings sized for the goroutines pid
  * has now (8 to 128 MiB per lane), so that a walk rarely stops to copy records
  * out of a full ring; and no second lane loaded when pid is too small or too
- * large to be given two. */
+ * large to be given two. Like reader_bpf_open_warm's, it sizes itself again
+ * for any larger target it is then given. */
 int reader_bpf_open_for(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
 			struct reader_bpf **out);
+/* A reader to keep open and use for snapshots of any process, one after
+ * another (a server's): before each snapshot it grows its rings for the
+ * largest target it has seen (8 to 128 MiB a lane, as reader_bpf_open_for
+ * would size them) and loads the lanes a target needs that it lacks; neither
+ * happens during a walk, and each costs a load (~0.07 s) once. Should that
+ * load fail, the reader goes on as it was. */
+int reader_bpf_open_warm(struct reader_bpf **out);
 /* Same contract as reader_snapshot, with this reader only (no fallback).
  * The records stay where the walk wrote them, in the reader's ring buffers,
  * unless a ring was used up (copying 10k goroutines' worth out costs ~1.5 ms): the
@@ -160,41 +182,5 @@ void reader_bpf_close(struct reader_bpf *r);
 /* Internal: raw_snapshot_free's half of the above. */
 struct reader_pin;
 void reader_pin_release(struct reader_pin *pin);
-
-/* Internal to reader_bpf.c and reader_vm.c. */
-struct snap_params;
-struct snap_g;
-struct buf;
-/* Checks pid exists and off is usable and fills the walk's parameters. */
-int reader_params(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
-		  struct snap_params *p);
-/* Returns n bytes that out owns (raw_snapshot_free frees them): from its last
- * block, or a new block of max(n, block) bytes. One allocation serves many
- * gs; large blocks are faulted in at once. */
-uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block);
-/* Before a snapshot starts: makes room, already faulted in, for what a target
- * with allglen goroutines will need (their raw_g in gs, their g and stack bytes
- * in out's memory), so that the copy itself touches no fresh memory (a fault
- * costs ~2 us a page here). A hint: the readers still grow both as needed.
- * (out NULL: room for the raw_gs only.) Returns allglen, or 0 when unknown. */
-size_t reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs);
-/* Faults in b's room past its contents in one go (before a copy starts). */
-void reader_prefault(struct buf *b);
-/* pid's allglen now, or 0 when unknown. */
-size_t reader_allglen(pid_t pid, const struct snap_params *p);
-/* Bytes of g and stack a snapshot is expected to take per goroutine. */
-size_t reader_bytes_per_g(const struct snap_params *p);
-/* Appends the raw_g for record h to gs (a buffer of struct raw_g): its g is the
- * h->g_len bytes at g, its stack the h->stack_len bytes at stack, both memory
- * of the snapshot. */
-void reader_add_g(struct buf *gs, const struct snap_g *h, uint8_t *g, uint8_t *stack, const struct go_offsets *off);
-/* Moves gs into out->gs/n (in allgs order) and counts out->torn. */
-void reader_finish(struct raw_snapshot *out, struct buf *gs);
-/* The time on clock clk in ns. */
-uint64_t reader_now_ns(clockid_t clk);
-/* The message for the walk failing to read allgs (rc: negative errno). */
-int reader_allgs_error(int rc, pid_t pid, uint64_t addr);
-/* Whether GLIMPSE_READER_PROFILE asks the readers to print where their time went. */
-bool reader_profiling(void);
 
 #endif

@@ -1,7 +1,7 @@
 /* reader_bpf.c - the BPF goroutine reader: loads bpf/snapshot.bpf.c (a sleepable
  * task iterator), runs it over the target's threads, and takes its ring
- * buffer's records as struct raw_g. Also reader_snapshot(), which tries this
- * reader and falls back to process_vm_readv (reader_vm.c).
+ * buffer's records as struct raw_g (what it shares with the process_vm_readv
+ * reader is in reader_common.c; reader.c chooses between them).
  *
  * allgs is walked in chunks, by one lane per CPU (two at most), each lane a
  * loaded copy of the program with its own ring, taking the next chunk as it
@@ -22,7 +22,7 @@
  * the ring (see reader.h), and copies them into the snapshot's memory only
  * when the ring is used up (ctl.ring_used counts what the walk wrote since).
  */
-#include "reader.h"
+#include "reader_common.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -96,7 +96,10 @@ struct lane {
 struct reader_bpf {
 	struct lane lane[MAX_LANES];
 	int nlanes;	  /* loaded and usable */
-	int max_lanes;	  /* to use */
+	int max_lanes;	  /* to load at open */
+	int lanes_cap;	  /* the CPUs, or GLIMPSE_BPF_LANES: lanes a walk may take */
+	bool fit;	  /* sizes its rings and lanes for each target (see fit()) */
+	bool ring_fixed;  /* fit() could not grow the rings: it no longer tries */
 	int cpus;	  /* online */
 	bool lanes_set;	  /* GLIMPSE_BPF_LANES */
 	pthread_t loader; /* load_lanes(), while loading */
@@ -112,6 +115,8 @@ struct reader_bpf {
 	const struct go_offsets *off;
 	struct raw_snapshot *out;
 	struct snap_params params;
+	struct snap_tid *tids;	     /* see reader_ns_tids() */
+	size_t ntids;
 	struct buf threads;	     /* struct raw_thread */
 	_Atomic uint64_t next_start; /* allgs index of the next chunk */
 	atomic_bool threads_asked;   /* a lane asks for thread records, once */
@@ -432,6 +437,7 @@ static struct reader_bpf *reader_new(uint32_t ring_bytes)
 		r->max_lanes = 1;
 	if (r->max_lanes > MAX_LANES)
 		r->max_lanes = MAX_LANES;
+	r->lanes_cap = r->max_lanes;
 	pthread_mutex_init(&r->lock, NULL);
 	return r;
 }
@@ -474,10 +480,23 @@ static int lanes_for(const struct reader_bpf *r, size_t hint, uint32_t max_gorou
 
 	/* max_goroutines counts per lane: a limited walk is one lane, one chunk. */
 	if (max_goroutines == UINT32_MAX && hint >= LANES_FROM)
-		lanes = r->max_lanes;
+		lanes = r->lanes_cap;
 	if (lanes >= r->cpus && hint > ALL_CPUS_UP_TO && !r->lanes_set)
 		lanes = r->cpus > 1 ? r->cpus - 1 : 1;
 	return lanes;
+}
+
+/* The ring, per lane, for a walk of n goroutines of p's kind by lanes lanes:
+ * room for all of them (each lane's share and a chunk), from RING_BYTES up to
+ * MAX_RING_BYTES. */
+static uint32_t ring_for(size_t n, int lanes, const struct snap_params *p)
+{
+	uint64_t want = (uint64_t)(n / (size_t)lanes + CHUNK) * (sizeof(struct snap_g) + reader_bytes_per_g(p));
+	uint32_t ring = RING_BYTES;
+
+	while (ring < want && ring < MAX_RING_BYTES)
+		ring <<= 1;
+	return ring;
 }
 
 int reader_bpf_open_for(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
@@ -485,7 +504,6 @@ int reader_bpf_open_for(pid_t pid, const struct go_offsets *off, uint64_t bias, 
 {
 	struct snap_params p;
 	struct reader_bpf *r;
-	uint64_t want;
 	size_t n;
 	int rc, lanes;
 	bool sized;
@@ -501,17 +519,92 @@ int reader_bpf_open_for(pid_t pid, const struct go_offsets *off, uint64_t bias, 
 	lanes = lanes_for(r, n, p.max_goroutines);
 	if (!r->lanes_set && lanes < r->max_lanes)
 		r->max_lanes = lanes;
-	want = (uint64_t)(n / (size_t)lanes + CHUNK) * (sizeof(struct snap_g) + reader_bytes_per_g(&p));
-	while (r->ring_bytes < want && r->ring_bytes < MAX_RING_BYTES)
-		r->ring_bytes <<= 1;
+	r->ring_bytes = ring_for(n, lanes, &p);
+	r->fit = true;
 	sized = r->ring_bytes > RING_BYTES;
 	rc = reader_load(r, out); /* frees r when it fails */
 	if (rc && sized) {
 		/* Perhaps no memory for it (a cgroup's limit): the default then. */
 		err_clear();
 		rc = reader_bpf_open(out);
+		if (!rc)
+			(*out)->fit = (*out)->ring_fixed = true;
 	}
 	return rc;
+}
+
+int reader_bpf_open_warm(struct reader_bpf **out)
+{
+	struct reader_bpf *r = reader_new(RING_BYTES);
+
+	*out = NULL;
+	r->fit = true;
+	return reader_load(r, out);
+}
+
+static void lane_free(struct lane *l)
+{
+	ring_buffer__free(l->ring);
+	snapshot_bpf__destroy(l->skel);
+	buf_free(&l->gs);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Gives r `lanes` loaded lanes with rings of ring_bytes: loads the lanes it
+ * lacks, and all of them anew when ring_bytes is not the size of its rings.
+ * Returns 0, or a negative code with r as it was. */
+static int reload(struct reader_bpf *r, int lanes, uint32_t ring_bytes)
+{
+	struct lane old[MAX_LANES];
+	uint32_t old_ring = r->ring_bytes;
+	int from = ring_bytes != r->ring_bytes ? 0 : r->nlanes, nold = r->nlanes, rc = 0, i;
+
+	memcpy(old, r->lane, sizeof(old));
+	r->ring_bytes = ring_bytes;
+	bpf_log_begin();
+	for (i = from; i < lanes; i++) {
+		memset(&r->lane[i], 0, sizeof(r->lane[i]));
+		rc = lane_open(r, i);
+		if (rc)
+			break;
+	}
+	bpf_log_end();
+	if (rc) {
+		while (--i >= from)
+			lane_free(&r->lane[i]);
+		memcpy(r->lane, old, sizeof(old));
+		r->ring_bytes = old_ring;
+		return rc;
+	}
+	for (i = from; i < nold; i++) {
+		lane_free(&old[i]);
+		if (i >= lanes)
+			memset(&r->lane[i], 0, sizeof(r->lane[i]));
+	}
+	r->nlanes = lanes;
+	return 0;
+}
+
+/* Before a snapshot of about hint goroutines by a reader that sizes itself:
+ * loads the lanes the walk will take that r lacks, and the rings anew when
+ * they are smaller than hint needs (so they grow to the largest target seen).
+ * A load that fails leaves r as it was (and its rings as they are from then
+ * on). Never during a walk: loading is kernel work competing for the CPUs. */
+static void fit(struct reader_bpf *r, size_t hint)
+{
+	int lanes = lanes_for(r, hint, r->params.max_goroutines);
+	uint32_t ring = r->ring_fixed ? r->ring_bytes : ring_for(hint, lanes, &r->params);
+
+	if (ring < r->ring_bytes)
+		ring = r->ring_bytes;
+	if (lanes < r->nlanes && ring != r->ring_bytes)
+		lanes = r->nlanes;
+	if (lanes <= r->nlanes && ring == r->ring_bytes)
+		return;
+	if (reload(r, lanes, ring)) {
+		err_clear();
+		r->ring_fixed = true;
+	}
 }
 
 void reader_bpf_close(struct reader_bpf *r)
@@ -528,12 +621,10 @@ void reader_bpf_close(struct reader_bpf *r)
 static void destroy(struct reader_bpf *r)
 {
 	join_loader(r);
-	for (int i = 0; i < r->nlanes; i++) {
-		ring_buffer__free(r->lane[i].ring);
-		snapshot_bpf__destroy(r->lane[i].skel);
-		buf_free(&r->lane[i].gs);
-	}
+	for (int i = 0; i < r->nlanes; i++)
+		lane_free(&r->lane[i]);
 	buf_free(&r->threads);
+	free(r->tids);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
@@ -774,6 +865,9 @@ static int lane_start(struct lane *l, size_t hint)
 	int rc;
 
 	*p = l->r->params;
+	p->ns_tids = l->r->ntids;
+	if (l->r->ntids)
+		memcpy(l->skel->bss->ns_tids, l->r->tids, l->r->ntids * sizeof(struct snap_tid));
 	p->ring_size = l->r->ring_bytes;
 	p->max_phys = l->r->max_phys;
 	p->setup = 1;
@@ -998,12 +1092,16 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	r->off = off;
 	r->out = out;
 	r->threads.len = 0;
+	free(r->tids);
+	r->ntids = reader_ns_tids(pid, &r->tids);
 	hint = reader_reserve(pid, &r->params, NULL, &gs);
 	t0 = reader_now_ns(CLOCK_MONOTONIC);
 	lanes = lanes_for(r, hint, r->params.max_goroutines);
 	/* Loading a lane is kernel work (verifier, ring) that would compete with
 	 * the walk and the target for the CPUs: never during a walk. */
 	join_loader(r);
+	if (r->fit)
+		fit(r, hint < r->params.max_goroutines ? hint : r->params.max_goroutines);
 	if (lanes > r->nlanes)
 		lanes = r->nlanes;
 	if (lanes > 1)
@@ -1035,7 +1133,7 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	if (rc) {
 		helper_end(&helper);
 		buf_free(&gs);
-		raw_snapshot_free(out);
+		reader_release(out);
 		return rc;
 	}
 	t1 = reader_now_ns(CLOCK_MONOTONIC);
@@ -1074,43 +1172,5 @@ int reader_bpf_snapshot(struct reader_bpf *r, pid_t pid, const struct go_offsets
 	}
 	if (reader_profiling())
 		print_profile(r, lanes, out, reader_now_ns(CLOCK_MONOTONIC) - t1);
-	return 0;
-}
-
-int reader_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
-		    bool allow_bpf, struct raw_snapshot *out)
-{
-	struct reader_bpf *r = NULL;
-	struct snap_params p;
-	char why[sizeof(out->fallback)] = "";
-	uint64_t t0;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	rc = reader_params(pid, off, bias, lim, &p);
-	if (rc)
-		return rc;
-	if (allow_bpf) {
-		t0 = reader_now_ns(CLOCK_MONOTONIC);
-		rc = reader_bpf_open_for(pid, off, bias, lim, &r);
-		if (!rc && r) {
-			uint64_t load_ns = reader_now_ns(CLOCK_MONOTONIC) - t0;
-
-			rc = reader_bpf_snapshot(r, pid, off, bias, lim, out);
-			reader_bpf_close(r);
-			out->setup_ns += load_ns;
-			if (!rc)
-				return 0;
-			/* The other reader would fail the same way. */
-			if (rc == -ESRCH || rc == -GLIMPSE_ENOTGO)
-				return rc;
-		}
-		snprintf(why, sizeof(why), "BPF reader unavailable: %s", err_msg(rc));
-		err_clear();
-	}
-	rc = reader_vm_snapshot(pid, off, bias, lim, out);
-	if (rc)
-		return why[0] ? err_wrap(rc, "%s; process_vm_readv", why) : rc;
-	snprintf(out->fallback, sizeof(out->fallback), "%s", why);
 	return 0;
 }

@@ -1,5 +1,5 @@
-/* reader_vm.c - the process_vm_readv goroutine reader, and what both readers
- * share (parameters, the snapshot's memory, turning records into struct raw_g).
+/* reader_vm.c - the process_vm_readv goroutine reader (what it shares with the
+ * BPF reader is in reader_common.c; reader.c chooses between them).
  *
  * It does from userspace what bpf/snapshot.bpf.c does in the kernel, producing
  * the very same struct snap_g records: read allgs, then in chunks of CHUNK
@@ -14,7 +14,7 @@
  * ~1.4 us a page: so ranges are coalesced, and every chunk's goroutines share
  * one block of memory.
  */
-#include "reader.h"
+#include "reader_common.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -39,249 +40,6 @@ _Static_assert((int)RAW_SRC_SCHED == (int)SNAP_SRC_SCHED && (int)RAW_SRC_SYSCALL
 
 #define CHUNK	  512  /* goroutines per batch (bounds the time between copy and re-check) */
 #define IOV_BATCH 1024 /* iovecs per process_vm_readv (UIO_MAXIOV) */
-#define MAX_ALLGS (1u << 23)
-
-uint64_t reader_now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* Whether pid names a process that has not exited (a zombie has no memory). */
-static bool pid_alive(pid_t pid)
-{
-	char path[64], stat[512], *paren;
-	ssize_t len;
-	int fd;
-
-	if (kill(pid, 0) != 0 && errno == ESRCH)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	len = read(fd, stat, sizeof(stat) - 1);
-	close(fd);
-	if (len <= 0)
-		return false;
-	stat[len] = '\0';
-	paren = strrchr(stat, ')');
-	return !paren || (paren[2] != 'Z' && paren[2] != 'X');
-}
-
-static bool field_ok(int off, int size, int g_size)
-{
-	return off >= 0 && off + size <= g_size;
-}
-
-int reader_params(pid_t pid, const struct go_offsets *off, uint64_t bias, const struct read_limits *lim,
-		  struct snap_params *p)
-{
-	int gs = off->g_size;
-
-	memset(p, 0, sizeof(*p));
-	if (pid <= 0)
-		return err_set(EINVAL, "invalid pid %d", (int)pid);
-	if (!pid_alive(pid))
-		return err_set(ESRCH, "no process with pid %d", (int)pid);
-	if (!off->allgs || !off->allglen)
-		return err_set(GLIMPSE_ENOTGO, "pid %d: the addresses of runtime.allgs/allglen are unknown", (int)pid);
-	if (gs < SNAP_G_RECHECK || gs > SNAP_G_MAX)
-		return err_set(GLIMPSE_EUNSUP, "runtime.g of %d bytes: glimpse copies %d to %d", gs, SNAP_G_RECHECK,
-			       SNAP_G_MAX);
-	if (!field_ok(off->g_stack_lo, 8, gs) || !field_ok(off->g_stack_hi, 8, gs) || !field_ok(off->g_m, 8, gs) ||
-	    !field_ok(off->g_sched + off->gobuf_sp, 8, gs) || !field_ok(off->g_sched + off->gobuf_pc, 8, gs) ||
-	    !field_ok(off->g_syscallsp, 8, gs) || !field_ok(off->g_syscallpc, 8, gs) ||
-	    !field_ok(off->g_atomicstatus, 4, gs) || !field_ok(off->g_goid, 8, gs) || off->m_procid < 0 ||
-	    off->g_sched < 0)
-		return err_set(GLIMPSE_EUNSUP, "runtime offsets are incomplete (from %s)",
-			       off->source ? off->source : "nowhere");
-	/* The re-check after copying a stack compares the start of the g. */
-	if (!field_ok(off->g_sched + off->gobuf_pc, 8, SNAP_G_RECHECK) ||
-	    !field_ok(off->g_syscallpc, 8, SNAP_G_RECHECK) || !field_ok(off->g_atomicstatus, 4, SNAP_G_RECHECK))
-		return err_set(GLIMPSE_EUNSUP, "runtime.g keeps its status past byte %d: glimpse cannot re-check it",
-			       SNAP_G_RECHECK);
-	p->tgid = pid;
-	p->max_stack = lim && lim->max_stack ? lim->max_stack : READER_DEFAULT_MAX_STACK;
-	if (p->max_stack > READER_MAX_STACK)
-		p->max_stack = READER_MAX_STACK;
-	p->max_goroutines = lim && lim->max_goroutines ? lim->max_goroutines : UINT32_MAX;
-	p->g_size = gs;
-	p->allgs = off->allgs + bias;
-	p->allglen = off->allglen + bias;
-	p->g_stack_lo = off->g_stack_lo;
-	p->g_stack_hi = off->g_stack_hi;
-	p->g_m = off->g_m;
-	p->g_sched_sp = off->g_sched + off->gobuf_sp;
-	p->g_sched_pc = off->g_sched + off->gobuf_pc;
-	p->g_sched_bp = off->gobuf_bp >= 0 ? off->g_sched + off->gobuf_bp : -1;
-	p->g_syscallsp = off->g_syscallsp;
-	p->g_syscallpc = off->g_syscallpc;
-	p->g_syscallbp = field_ok(off->g_syscallbp, 8, gs) ? off->g_syscallbp : -1;
-	p->g_atomicstatus = off->g_atomicstatus;
-	p->m_procid = off->m_procid;
-	return 0;
-}
-
-int reader_allgs_error(int rc, pid_t pid, uint64_t addr)
-{
-	if (rc == -ESRCH || !pid_alive(pid))
-		return err_set(ESRCH, "no process with pid %d", (int)pid);
-	if (rc == -EINVAL)
-		return err_set(GLIMPSE_ENOTGO,
-			       "pid %d: runtime.allgs at 0x%llx does not hold a goroutine list: "
-			       "not a Go process, or not the binary the offsets came from",
-			       (int)pid, (unsigned long long)addr);
-	if (rc == -EPERM || rc == -EACCES)
-		return err_set(EPERM, "pid %d: no permission to read its memory (needs CAP_SYS_PTRACE)", (int)pid);
-	return err_set(GLIMPSE_ENOTGO,
-		       "pid %d: cannot read runtime.allgs at 0x%llx (%s): "
-		       "not a Go process, or not the binary the offsets came from",
-		       (int)pid, (unsigned long long)addr, strerror(-rc));
-}
-
-static uint64_t hdr_u64(const uint8_t *g, int off)
-{
-	uint64_t v;
-
-	memcpy(&v, g + off, 8);
-	return v;
-}
-
-static uint32_t hdr_u32(const uint8_t *g, int off)
-{
-	uint32_t v;
-
-	memcpy(&v, g + off, 4);
-	return v;
-}
-
-bool reader_profiling(void)
-{
-	const char *v = getenv("GLIMPSE_READER_PROFILE");
-
-	return v && *v && strcmp(v, "0");
-}
-
-/* A block of a snapshot's memory; blocks form a list from out->blocks. */
-struct raw_block {
-	struct raw_block *next;
-	size_t used, cap;
-	uint8_t data[];
-};
-
-/* Fresh memory costs ~0.5-2 us a page on first touch here (a fault each); the
- * kernel fills a range in one go for less (Linux 5.14+, else no-op). Before a
- * copy starts, ranges of any size are filled (at 1k goroutines the raw_gs'
- * 28 pages faulted in during the copy took 14 us); during one, only ranges of
- * PREFAULT_FROM bytes or more, for which the call pays. */
-#define PREFAULT_FROM (256u << 10)
-static void prefault(void *p, size_t n, size_t from)
-{
-	uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + n) & ~(page - 1);
-
-	if (n >= from && hi > lo)
-		madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
-}
-
-/* Adds a block of cap bytes to out's memory, prefaulted from prefault_from bytes. */
-static struct raw_block *new_block(struct raw_snapshot *out, size_t cap, size_t prefault_from)
-{
-	struct raw_block *b = xmalloc(sizeof(*b) + cap);
-
-	prefault(b, sizeof(*b) + cap, prefault_from);
-	b->next = out->blocks;
-	b->used = 0;
-	b->cap = cap;
-	out->blocks = b;
-	return b;
-}
-
-uint8_t *reader_alloc(struct raw_snapshot *out, size_t n, size_t block)
-{
-	struct raw_block *b = out->blocks;
-	uint8_t *p;
-
-	n = (n + 7) & ~(size_t)7;
-	if (!b || b->cap - b->used < n)
-		b = new_block(out, block < n ? n : block, PREFAULT_FROM);
-	p = b->data + b->used;
-	b->used += n;
-	return p;
-}
-
-void reader_add_g(struct buf *gs, const struct snap_g *h, uint8_t *g, uint8_t *stack, const struct go_offsets *off)
-{
-	struct raw_g *r;
-
-	buf_grow(gs, sizeof(*r));
-	r = (struct raw_g *)(gs->p + gs->len);
-	gs->len += sizeof(*r);
-	*r = (struct raw_g){
-	    .addr = h->addr,
-	    .idx = h->idx,
-	    .hdr = g,
-	    .hdr_len = h->g_len,
-	    .goid = hdr_u64(g, off->g_goid),
-	    .status = hdr_u32(g, off->g_atomicstatus),
-	    .src = (enum raw_src)h->src,
-	    .ip = h->ip,
-	    .sp = h->sp,
-	    .bp = h->bp,
-	    .stack_addr = h->stack_addr,
-	    .stack_len = h->stack_len,
-	    .stack = h->stack_len ? stack : NULL,
-	    .stack_truncated = h->flags & SNAP_F_TRUNCATED,
-	    .regs_valid = h->src == SNAP_SRC_THREAD,
-	    .tid = h->tid,
-	    .on_cpu = h->flags & SNAP_F_ONCPU,
-	    .no_thread = h->flags & SNAP_F_NOTHREAD,
-	    .sp_outside = h->flags & SNAP_F_SP_OUTSIDE,
-	    .read_failed = h->flags & SNAP_F_READ_FAILED,
-	    .torn = h->flags & SNAP_F_TORN,
-	};
-}
-
-static int cmp_idx(const void *a, const void *b)
-{
-	const struct raw_g *x = a, *y = b;
-
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-void reader_finish(struct raw_snapshot *out, struct buf *gs)
-{
-	bool sorted = true;
-
-	out->n = gs->len / sizeof(struct raw_g);
-	out->gs = (struct raw_g *)buf_detach(gs);
-	out->torn = 0;
-	for (size_t i = 0; i < out->n; i++) {
-		out->torn += out->gs[i].torn;
-		if (i && out->gs[i].idx < out->gs[i - 1].idx)
-			sorted = false;
-	}
-	if (!sorted)
-		qsort(out->gs, out->n, sizeof(struct raw_g), cmp_idx);
-}
-
-void raw_snapshot_free(struct raw_snapshot *s)
-{
-	struct raw_block *b, *next;
-
-	if (!s)
-		return;
-	reader_pin_release(s->pin);
-	for (b = s->blocks; b; b = next) {
-		next = b->next;
-		free(b);
-	}
-	free(s->gs);
-	free(s->threads);
-	memset(s, 0, sizeof(*s));
-}
 
 /* Reads cnt (local[i], remote[i]) pairs of equal length; ok[i] says whether pair
  * i was read completely. Returns 0, or a negative code when the process cannot
@@ -295,13 +53,8 @@ static int readv_pairs(pid_t pid, struct iovec *local, struct iovec *remote, siz
 		ssize_t got = process_vm_readv(pid, local + i, batch, remote + i, batch, 0);
 
 		if (got < 0) {
-			if (errno == ESRCH)
-				return err_set(ESRCH, "no process with pid %d", (int)pid);
-			if (errno == EPERM)
-				return err_set(EPERM, "pid %d: no permission to read its memory (needs CAP_SYS_PTRACE)",
-					       (int)pid);
 			if (errno != EFAULT)
-				return err_set(errno, "process_vm_readv of pid %d: %s", (int)pid, strerror(errno));
+				return reader_read_error(errno, pid);
 			got = 0; /* the first pair is unreadable */
 		}
 		while (j < i + batch && (size_t)got >= local[j].iov_len) {
@@ -314,59 +67,6 @@ static int readv_pairs(pid_t pid, struct iovec *local, struct iovec *remote, siz
 		i = j;
 	}
 	return 0;
-}
-
-static int read_remote(pid_t pid, void *dst, size_t n, uint64_t addr)
-{
-	struct iovec l = {dst, n}, r = {(void *)addr, n};
-	bool ok = false;
-	int rc = readv_pairs(pid, &l, &r, 1, &ok);
-
-	if (rc)
-		return rc;
-	return ok ? 0 : -EFAULT;
-}
-
-#define RESERVE_STACK 1024	   /* stack bytes per goroutine reader_reserve() expects */
-#define RESERVE_MAX   (256u << 20) /* bytes it reserves at most */
-
-size_t reader_allglen(pid_t pid, const struct snap_params *p)
-{
-	uint64_t n = 0;
-
-	if (read_remote(pid, &n, sizeof(n), p->allglen) || n > MAX_ALLGS)
-		return 0;
-	return n;
-}
-
-size_t reader_bytes_per_g(const struct snap_params *p)
-{
-	return ((p->g_size + 7) & ~7u) + RESERVE_STACK;
-}
-
-size_t reader_reserve(pid_t pid, const struct snap_params *p, struct raw_snapshot *out, struct buf *gs)
-{
-	uint64_t n = reader_allglen(pid, p), all;
-	size_t bytes;
-
-	if (!n)
-		return 0;
-	all = n;
-	if (n > p->max_goroutines)
-		n = p->max_goroutines;
-	bytes = n * reader_bytes_per_g(p);
-	if (bytes > RESERVE_MAX)
-		bytes = RESERVE_MAX;
-	if (out)
-		new_block(out, bytes, 0);
-	buf_grow(gs, n * sizeof(struct raw_g));
-	reader_prefault(gs);
-	return all;
-}
-
-void reader_prefault(struct buf *b)
-{
-	prefault(b->p + b->len, b->cap - b->len, 0);
 }
 
 /* The user sp and pc of thread tid while it sleeps in the kernel, from
@@ -448,16 +148,16 @@ static int read_allgs(pid_t pid, const struct snap_params *p, uint64_t **ptrs, s
 
 	*ptrs = NULL;
 	*n = 0;
-	rc = read_remote(pid, slice, sizeof(slice), p->allgs);
+	rc = reader_read(pid, slice, sizeof(slice), p->allgs);
 	if (!rc)
-		rc = read_remote(pid, &glen, sizeof(glen), p->allglen);
+		rc = reader_read(pid, &glen, sizeof(glen), p->allglen);
 	if (rc)
 		return rc == -EFAULT ? reader_allgs_error(rc, pid, p->allgs) : rc;
 	len = slice[1] < glen ? slice[1] : glen;
 	if (len > slice[2] || len > MAX_ALLGS || (len && !slice[0]))
 		return reader_allgs_error(-EINVAL, pid, p->allgs);
 	*ptrs = xmalloc(len * 8 + 8);
-	rc = read_remote(pid, *ptrs, len * 8, slice[0]);
+	rc = reader_read(pid, *ptrs, len * 8, slice[0]);
 	if (rc) {
 		free(*ptrs);
 		*ptrs = NULL;
@@ -491,6 +191,8 @@ struct chunk {
 	size_t data_cap;
 	struct iovec *local, *remote; /* stacks */
 	bool *ok;
+	const struct snap_tid *tids; /* see reader_ns_tids() */
+	size_t ntids;
 };
 
 /* Where the time of a snapshot went (GLIMPSE_READER_PROFILE=1), in ns. */
@@ -503,7 +205,7 @@ struct vm_profile {
 
 static uint64_t g_field(const struct vm_g *v, int off)
 {
-	return off >= 0 ? hdr_u64(v->g, off) : 0;
+	return off >= 0 ? reader_u64(v->g, off) : 0;
 }
 
 /* Where the stack is and how much of it to copy: the same rules as plan_stack()
@@ -526,18 +228,18 @@ static uint32_t plan_stack(const struct snap_params *p, struct vm_g *v)
 }
 
 /* A running goroutine: registers of its thread if that thread sleeps. */
-static uint32_t plan_running(pid_t pid, const struct snap_params *p, struct vm_g *v)
+static uint32_t plan_running(pid_t pid, const struct snap_params *p, const struct chunk *c, struct vm_g *v)
 {
 	uint64_t m = g_field(v, p->g_m), procid = 0, ip, sp;
 	struct snap_g *h = &v->h;
 	int rc;
 
-	if (!m || read_remote(pid, &procid, 8, m + p->m_procid) || !procid || procid > 0x7fffffff) {
+	if (!m || reader_read(pid, &procid, 8, m + p->m_procid) || !procid || procid > 0x7fffffff) {
 		h->flags |= SNAP_F_NOTHREAD;
 		return 0;
 	}
-	h->tid = procid;
-	rc = thread_regs(pid, h->tid, &ip, &sp);
+	h->tid = reader_host_tid(c->tids, c->ntids, procid);
+	rc = h->tid ? thread_regs(pid, h->tid, &ip, &sp) : -ESRCH;
 	if (rc < 0) {
 		h->flags |= SNAP_F_NOTHREAD;
 		return 0;
@@ -554,9 +256,9 @@ static uint32_t plan_running(pid_t pid, const struct snap_params *p, struct vm_g
 
 /* Fills the record of v from its copied g; returns the stack length to copy,
  * or -1 when the goroutine is dead or idle. */
-static int64_t plan_g(pid_t pid, const struct snap_params *p, struct vm_g *v)
+static int64_t plan_g(pid_t pid, const struct snap_params *p, const struct chunk *c, struct vm_g *v)
 {
-	uint32_t status = hdr_u32(v->g, p->g_atomicstatus) & ~SNAP_G_SCANBIT;
+	uint32_t status = reader_u32(v->g, p->g_atomicstatus) & ~SNAP_G_SCANBIT;
 	struct snap_g *h = &v->h;
 
 	if (status == SNAP_G_IDLE || status == SNAP_G_DEAD)
@@ -564,7 +266,7 @@ static int64_t plan_g(pid_t pid, const struct snap_params *p, struct vm_g *v)
 	h->kind = SNAP_REC_G;
 	h->g_len = p->g_size;
 	if (status == SNAP_G_RUNNING)
-		return plan_running(pid, p, v);
+		return plan_running(pid, p, c, v);
 	if (status == SNAP_G_SYSCALL) {
 		h->src = SNAP_SRC_SYSCALL;
 		h->sp = g_field(v, p->g_syscallsp);
@@ -585,7 +287,7 @@ static int64_t plan_g(pid_t pid, const struct snap_params *p, struct vm_g *v)
  * sp and pc is caught), the status of a running one, and its thread's registers. */
 static void recheck(pid_t pid, const struct snap_params *p, struct vm_g *v, const uint8_t *g, bool ok)
 {
-	uint32_t was = hdr_u32(v->g, p->g_atomicstatus) & ~SNAP_G_SCANBIT;
+	uint32_t was = reader_u32(v->g, p->g_atomicstatus) & ~SNAP_G_SCANBIT;
 	struct snap_g *h = &v->h;
 	uint64_t ip, sp;
 
@@ -598,7 +300,7 @@ static void recheck(pid_t pid, const struct snap_params *p, struct vm_g *v, cons
 			h->flags |= SNAP_F_TORN;
 		return;
 	}
-	if ((hdr_u32(g, p->g_atomicstatus) & ~SNAP_G_SCANBIT) != was)
+	if ((reader_u32(g, p->g_atomicstatus) & ~SNAP_G_SCANBIT) != was)
 		h->flags |= SNAP_F_TORN;
 	/* The thread ran in between: its registers no longer describe the copy. */
 	else if (h->src == SNAP_SRC_THREAD && (thread_regs(pid, h->tid, &ip, &sp) != 0 || ip != h->ip || sp != h->sp))
@@ -697,7 +399,7 @@ static int read_stacks(pid_t pid, const struct snap_params *p, struct chunk *c, 
 			v->live = false;
 			continue;
 		}
-		len = plan_g(pid, p, v);
+		len = plan_g(pid, p, c, v);
 		if (len < 0) {
 			v->live = false;
 			continue;
@@ -771,6 +473,7 @@ static void chunk_init(struct chunk *c)
 	c->rlocal = xcalloc(CHUNK, sizeof(struct iovec));
 	c->rremote = xcalloc(CHUNK, sizeof(struct iovec));
 	c->rok = xcalloc(CHUNK, sizeof(bool));
+	c->data = xmalloc(8); /* never NULL; plan_ranges() makes the room */
 	c->local = xcalloc(CHUNK, sizeof(struct iovec));
 	c->remote = xcalloc(CHUNK, sizeof(struct iovec));
 	c->ok = xcalloc(CHUNK, sizeof(bool));
@@ -794,6 +497,7 @@ static int walk(pid_t pid, const struct snap_params *p, const struct go_offsets 
 {
 	size_t n, budget = p->max_goroutines;
 	uint64_t t0 = reader_now_ns(CLOCK_MONOTONIC), t1;
+	struct snap_tid *tids;
 	struct chunk c;
 	uint64_t *ptrs;
 	int rc;
@@ -803,6 +507,8 @@ static int walk(pid_t pid, const struct snap_params *p, const struct go_offsets 
 		return rc;
 	out->allglen = n;
 	chunk_init(&c);
+	c.ntids = reader_ns_tids(pid, &tids);
+	c.tids = tids;
 	t1 = reader_now_ns(CLOCK_MONOTONIC);
 	prof->allgs = t1 - t0;
 	for (size_t base = 0; base < n && budget; base += CHUNK) {
@@ -826,6 +532,7 @@ static int walk(pid_t pid, const struct snap_params *p, const struct go_offsets 
 			out->truncated = true;
 	}
 	free(ptrs);
+	free(tids);
 	chunk_free(&c);
 	return rc;
 }
@@ -866,7 +573,7 @@ int reader_vm_snapshot(pid_t pid, const struct go_offsets *off, uint64_t bias, c
 		rc = walk(pid, &p, off, out, &gs, &prof);
 	if (rc) {
 		buf_free(&gs);
-		raw_snapshot_free(out);
+		reader_release(out);
 		return rc;
 	}
 	reader_finish(out, &gs);

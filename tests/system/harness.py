@@ -66,6 +66,9 @@ class Target:
         return http_get(self.http, path, timeout)
 
     def stop(self):
+        if self.proc.poll() is None and getattr(self, "ns_pid", None):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # unshare ignores SIGTERM
+            self.proc.wait()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -91,6 +94,27 @@ def start_target(path, *args, timeout=60, env=None, user=None):
         proc.kill()
         raise AssertionError(f"{path} did not start: {line!r} {proc.stderr.read()[:500]}")
     return Target(proc, int(m.group(1)), m.group(2))
+
+
+def start_target_in_pid_namespace(path, *args, timeout=60):
+    """Starts a fixture binary as a container runtime would: in pid and mount namespaces of its
+    own (unshare --pid --mount --fork --mount-proc), where it is pid 1. The Target's pid is its
+    pid here (the child of unshare), ns_pid the one it printed."""
+    cmd = ["unshare", "--pid", "--mount", "--fork", "--mount-proc", "--kill-child", path, *map(str, args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    _procs.append(proc)
+    line = proc.stdout.readline()
+    m = re.match(r"ready pid=(\d+) http=(\S+)", line or "")
+    if not m:
+        proc.kill()
+        raise AssertionError(f"{path} did not start in a pid namespace: {line!r} {proc.stderr.read()[:500]}")
+    with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+        children = f.read().split()
+    assert len(children) == 1, children
+    t = Target(proc, int(children[0]), m.group(2))
+    t.ns_pid = int(m.group(1))
+    return t
 
 
 def http_get(addr, path, timeout=30):

@@ -46,6 +46,7 @@
 #include "gobin.h"
 #include "pclntab.h"
 #include "reader.h"
+#include "reader_common.h"
 #include "unwind.h"
 
 static const char *const versions[] = {"1.19", "1.21", "1.22", "1.23", "1.24", "1.25", "1.26"};
@@ -981,6 +982,83 @@ static void test_reader_bpf_open_for_sizes_its_rings(void **state)
 	target_stop(&t);
 }
 
+/* The parked workers of a snapshot of t: how many, and whether each has its
+ * stack and is whole. */
+static int parked_workers(const struct target *t, const struct raw_snapshot *s)
+{
+	int worker_line = source_line("go parkedWorker("), n = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct raw_g *g = &s->gs[i];
+
+		if (created_at(t, g) != worker_line)
+			continue;
+		if ((g->status & ~(uint32_t)G_SCAN) != G_WAITING || g->src != RAW_SRC_SCHED || !g->stack_len || g->torn)
+			fail_msg("%s: worker goid %llu: status %u src %d stack %u torn %d", t->bin->path,
+				 (unsigned long long)g->goid, g->status, g->src, g->stack_len, g->torn);
+		n++;
+	}
+	return n;
+}
+
+/* A server keeps one reader warm and takes snapshots of any process with it:
+ * one reader, opened for a small target, takes turns between that one and a
+ * large one of another Go version (PIE), each snapshot right, the large one
+ * given both lanes and rings it fits in (no run stops for a full ring), and
+ * through reader_snapshot_with too. */
+static void test_reader_bpf_one_reader_serves_two_processes_in_turn(void **state)
+{
+	const char *small_path = fixture("1.19", ""), *large_path;
+	struct target small, large;
+	struct reader_bpf *r = NULL;
+	int rc, lanes_seen = 0;
+
+	if (!small_path || !bpf)
+		skip();
+	target_start(&small, small_path, 100);
+	large_path = fixture("1.26", ".pie");
+	if (!large_path)
+		skip();
+	target_start(&large, large_path, 12000);
+	wait_parked(&small, 100);
+	wait_parked(&large, 12000);
+	rc = reader_bpf_open_for(small.pid, &small.bin->offsets, small.bias, NULL, &r);
+	if (rc)
+		fail_msg("reader_bpf_open_for: %s", err_msg(rc));
+	for (int round = 0; round < 3; round++) {
+		const struct target *each[2] = {&small, &large};
+
+		for (int k = 0; k < 2; k++) {
+			const struct target *t = each[k];
+			struct raw_snapshot s;
+
+			if (round == 2)
+				rc = reader_snapshot_with(r, t->pid, &t->bin->offsets, t->bias, NULL, &s);
+			else
+				rc = reader_bpf_snapshot(r, t->pid, &t->bin->offsets, t->bias, NULL, &s);
+			if (rc)
+				fail_msg("snapshot %d of %s: %s", round, t->bin->path, err_msg(rc));
+			assert_string_equal(s.reader, "bpf");
+			assert_int_equal(parked_workers(t, &s), t == &small ? 100 : 12000);
+			if (t == &large) {
+				assert_int_equal(s.walk.ring_full, 0);
+				lanes_seen = s.lanes;
+				printf("round %d: %zu goroutines of %s on %u lane(s) in %.2f ms (set-up %.1f ms)\n", round,
+				       s.n, t->bin->path, s.lanes, s.duration_ns / 1e6, s.setup_ns / 1e6);
+			} else {
+				assert_true(s.n > 100 && s.n < 200);
+			}
+			raw_snapshot_free(&s);
+		}
+	}
+	assert_int_equal(lanes_seen, sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1);
+	reader_bpf_close(r);
+	check_alive(&small);
+	check_alive(&large);
+	target_stop(&large);
+	target_stop(&small);
+}
+
 /* With a ring buffer too small for one pass the walk resumes where it stopped
  * and still returns every goroutine, once. */
 static void test_reader_bpf_resumes_when_the_ring_fills(void **state)
@@ -1530,6 +1608,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_reader_honours_limits, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_resumes_when_the_ring_fills, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_open_for_sizes_its_rings, kill_children),
+	    cmocka_unit_test_teardown(test_reader_bpf_one_reader_serves_two_processes_in_turn, kill_children),
 	    cmocka_unit_test_teardown(test_reader_falls_back_without_bpf_permission, kill_children),
 	    cmocka_unit_test_teardown(test_reader_takes_a_preempted_goroutine_from_its_thread, kill_children),
 	    cmocka_unit_test_teardown(test_reader_bpf_copy_paths_agree, kill_children),
