@@ -16,6 +16,8 @@ extern const struct http_route api_snapshot_routes[];
 extern const size_t api_snapshot_nroutes;
 extern const struct http_route api_trace_routes[];
 extern const size_t api_trace_nroutes;
+extern const struct http_route api_process_routes[];
+extern const size_t api_process_nroutes;
 extern const struct http_route api_grafana_routes[];
 extern const size_t api_grafana_nroutes;
 

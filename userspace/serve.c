@@ -33,7 +33,6 @@
 #include "store.h"
 
 #define DEFAULT_PORT 7070
-#define WARM_RING_BYTES (32u << 20)
 
 static const char usage_text[] =
 	"usage: glimpse serve [--db FILE] [--listen ADDR:PORT] [--token-file FILE]\n"
@@ -832,6 +831,7 @@ static struct http_route *all_routes(size_t *n)
 		{api_sql_routes, api_sql_nroutes},
 		{api_snapshot_routes, api_snapshot_nroutes},
 		{api_trace_routes, api_trace_nroutes},
+		{api_process_routes, api_process_nroutes},
 		{api_grafana_routes, api_grafana_nroutes},
 	};
 	struct http_route *all;
@@ -930,7 +930,7 @@ static int run(int argc, char **argv)
 	}
 
 	/* The BPF reader stays loaded for every snapshot. */
-	rc = reader_bpf_open_ring(WARM_RING_BYTES, &sv.reader);
+	rc = reader_bpf_open_warm(&sv.reader);
 	if (rc) {
 		snprintf(sv.reader_note, sizeof(sv.reader_note), "%s", err_msg(rc));
 		sv.reader = NULL;

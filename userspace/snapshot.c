@@ -389,16 +389,10 @@ int snapshot_take(const struct gobin *bin, pid_t pid, const struct snapshot_opts
 		return rc;
 	if (o->reader == READ_VM) {
 		rc = reader_vm_snapshot(pid, &bin->offsets, out->bias, &o->read, &raw);
+	} else if (o->warm && o->reader == READ_AUTO) {
+		rc = reader_snapshot_with(o->warm, pid, &bin->offsets, out->bias, &o->read, &raw);
 	} else if (o->warm) {
 		rc = reader_bpf_snapshot(o->warm, pid, &bin->offsets, out->bias, &o->read, &raw);
-		if (rc && rc != -ESRCH && o->reader == READ_AUTO) {
-			char why[200];
-
-			snprintf(why, sizeof(why), "%s", err_msg(rc));
-			rc = reader_vm_snapshot(pid, &bin->offsets, out->bias, &o->read, &raw);
-			if (!rc)
-				snprintf(raw.fallback, sizeof(raw.fallback), "%s", why);
-		}
 	} else if (o->reader == READ_BPF) {
 		struct reader_bpf *r;
 

@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 
-from harness import GLIMPSE, Skip, fixtures, glimpse, glimpse_json, start_target
+from harness import GLIMPSE, Skip, fixtures, glimpse, glimpse_json, start_target, start_target_in_pid_namespace
 from serve import Server
 from test_trace import Tracee
 
@@ -170,7 +170,8 @@ ROUTES = [("GET", "/api/sql?sql=SELECT+1"), ("POST", "/api/sql"), ("GET", "/api/
           ("POST", "/api/snapshots"), ("GET", "/api/snapshots/1"), ("GET", "/api/snapshots/1/goroutines"),
           ("GET", "/api/snapshots/1/groups"), ("GET", "/api/traces"), ("POST", "/api/traces"),
           ("GET", "/api/traces/1"), ("POST", "/api/traces/1/stop"), ("GET", "/api/traces/1/events"),
-          ("GET", "/api/traces/1/stream"), ("GET", "/metrics"), ("GET", "/api/schedules"),
+          ("GET", "/api/traces/1/stream"), ("GET", "/metrics"), ("GET", "/api/schedules"), ("GET", "/api/processes"),
+          ("POST", "/grafana/query"),
           ("POST", "/api/schedules"), ("DELETE", "/api/schedules/1")]
 
 
@@ -500,3 +501,31 @@ def test_serve_keep_deletes_old_snapshots_in_the_background():
     finally:
         s.close()
         t.stop()
+
+
+def test_serve_lists_go_processes_containerized_ones_included_and_snapshots_them():
+    plain = target("1.26", ".pie", "-goroutines", 30)
+    path = next(p for v, fl, p in fixtures("target", flavours=[".stripped"]) if v == "1.23")
+    boxed = start_target_in_pid_namespace(path, "-goroutines", 40, "-raw-sleep")
+    sleeper = subprocess.Popen(["sleep", "100"])
+    s = Server()
+    try:
+        procs = {p["pid"]: p for p in s.get("/api/processes")["processes"]}
+        assert sleeper.pid not in procs and os.getpid() not in procs
+        p = procs[plain.pid]
+        assert p["pie"] and not p["stripped"] and p["go_version"].startswith("go1.26") and p["ns_pid"] == plain.pid
+        assert not p["other_ns"] and p["exe"].endswith("go1.26/target.pie") and p["command"] == "target.pie", p
+        b = procs[boxed.pid]
+        assert b["stripped"] and b["other_ns"] and b["ns_pid"] == boxed.ns_pid == 1 and b["cgroup"], b
+        # the containerized process's running goroutine gets its stack over the API too
+        ans = s.json("POST", "/api/snapshots", {"pid": boxed.pid}, expect=201)
+        snap = s.get(f"/api/snapshots/{ans['snapshot_id']}")
+        running = [g for g in snap["goroutines"] if g["status"] in ("running", "syscall") and g["frames"]]
+        assert running and all(g["thread"] for g in running), [(g["status"], g["stack_note"]) for g in snap["goroutines"]
+                                                               if g["status"] in ("running", "syscall")]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        s.close()
+        boxed.stop()
+        plain.stop()
