@@ -388,6 +388,17 @@ static size_t pids_named(const char *name, pid_t *out, size_t max)
 	return n;
 }
 
+static bool schedule_exists(int64_t id)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&sched_lock);
+	for (size_t i = 0; i < nscheds && !found; i++)
+		found = scheds[i].id == id;
+	pthread_mutex_unlock(&sched_lock);
+	return found;
+}
+
 static void run_schedule(struct serve *sv, struct schedule *sc)
 {
 	struct snapshot_opts o;
@@ -405,7 +416,7 @@ static void run_schedule(struct serve *sv, struct schedule *sc)
 	if (!n)
 		snprintf(sc->last_error, sizeof(sc->last_error), "no process %s%s", sc->pid ? "" : "named ",
 			 sc->pid ? "" : sc->comm);
-	for (size_t i = 0; i < n && !sv->stopping; i++) {
+	for (size_t i = 0; i < n && !sv->stopping && schedule_exists(sc->id); i++) {
 		struct snapshot snap;
 		char err[256];
 		int64_t store_us;
