@@ -974,9 +974,9 @@ size_t dwarf_footprint(const struct dwarf *d)
 		return 0;
 	/* Owned blocks are types, fields and names: 64 bytes is their rough mean.
 	 * libdw's abbreviations, CU list and line tables: a quarter of the image. */
-	return sizeof(*d) + d->image_len + d->image_len / 4 + d->nfuncs * (sizeof(*d->funcs) + sizeof(*d->by_name)) +
+	return sizeof(*d) + d->image_len + d->image_len / 4 + d->nfuncs * (sizeof(*d->funcs) + sizeof(void *)) +
 	       d->nvars * sizeof(*d->vars) + d->ntypes * sizeof(*d->types) +
-	       d->map.cap * (sizeof(*d->map.keys) + sizeof(*d->map.vals)) + d->nscopes * sizeof(*d->scopes) +
+	       d->map.cap * (sizeof(*d->map.keys) + sizeof(void *)) + d->nscopes * sizeof(*d->scopes) +
 	       d->nowned * (sizeof(*d->owned) + 64);
 }
 
