@@ -795,7 +795,7 @@ struct table_rows {
 	const char *head;		/* INSERT ... VALUES */
 	int ncols;
 	void (*bind)(sqlite3_stmt *s, int at, int64_t snapshot, const struct row *r);
-	char one[256], many[2048];	/* the statement for one row and for ROWS_PER_INSERT */
+	char one[256], many[ROWS_PER_INSERT * 48];	/* the statement for one row and for ROWS_PER_INSERT */
 };
 
 /* Rows of one table waiting to be inserted. */

@@ -2,7 +2,8 @@
  * 10k-goroutine Go 1.23 process with the model and the BPF reader loaded once,
  * taken again and again, each one stored in SQLite. Prints the medians of
  * capture, decode and store over the runs, and checks that every goroutine,
- * stack and variable reached the store.
+ * stack and variable reached the store. pprof's goroutine?debug=2 of the same
+ * process is timed in the same runs, for the ratio.
  *
  * GLIMPSE_SPEED_GOROUTINES=N and GLIMPSE_SPEED_RUNS=N change the size and count;
  * GLIMPSE_SPEED_SQL runs SQL on the new store first (e.g. DROP INDEX x, to price it).
@@ -13,16 +14,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "err.h"
 #include "fixture_path.h"
 #include "gobin.h"
@@ -31,6 +36,7 @@
 #include "store.h"
 
 static pid_t child;
+static char http[64]; /* the child's pprof server, host:port */
 
 static int64_t clock_us(clockid_t clk)
 {
@@ -88,8 +94,37 @@ static pid_t start(const char *path, int n)
 		if (strstr(out, "ready pid=") && strchr(strstr(out, "ready pid="), '\n'))
 			break;
 	}
+	if (sscanf(strstr(out, "ready pid="), "ready pid=%*d http=%63s", http) != 1)
+		fail_msg("%s: unexpected ready line: %s", path, out);
 	close(fds[0]);
 	return pid;
+}
+
+/* Wall time of GET path from the child's pprof server (HTTP/1.0 to 127.0.0.1),
+ * body included; fails the test on an error status. */
+static int64_t pprof_us(const char *path)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	char req[256], chunk[1 << 16];
+	struct buf resp = {0};
+	int64_t t0 = now_us(), t;
+	int fd, status = -1;
+	ssize_t n;
+
+	sa.sin_port = htons((uint16_t)atoi(strrchr(http, ':') + 1));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, http);
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_add(&resp, chunk, (size_t)n);
+	close(fd);
+	t = now_us() - t0;
+	if (sscanf(buf_str(&resp), "HTTP/%*s %d", &status) != 1 || status != 200)
+		fail_msg("GET %s: status %d", path, status);
+	buf_free(&resp);
+	return t;
 }
 
 static int stop_child(void **state)
@@ -129,7 +164,7 @@ static void measure(bool vars)
 	const char *path = fixture("1.23", "");
 	int n = env_int("GLIMPSE_SPEED_GOROUTINES", 10000), runs = env_int("GLIMPSE_SPEED_RUNS", 10);
 	char db[] = "/tmp/glimpse-speed-XXXXXX";
-	int64_t capture[64], decode[64], store[64], total[64], store_cpu[64];
+	int64_t capture[64], decode[64], store[64], total[64], store_cpu[64], pprof[64];
 	struct gobin *bin;
 	struct reader_bpf *r;
 	struct store *st;
@@ -192,12 +227,13 @@ static void measure(bool vars)
 		else
 			assert_int_equal(nvars, 0);
 		snapshot_free(&s);
+		pprof[i] = pprof_us("/debug/pprof/goroutine?debug=2");
 	}
 	printf("# go1.23 %d goroutines, %s, %d runs (medians): capture %.1f ms, decode %.1f ms, store %.1f ms"
-	       " (%.1f ms CPU), total %.1f ms; %zu variables\n",
+	       " (%.1f ms CPU), total %.1f ms = %.2fx pprof's goroutine?debug=2 (%.1f ms); %zu variables\n",
 	       n, vars ? "with variables" : "without variables", runs, median_ms(capture, runs),
 	       median_ms(decode, runs), median_ms(store, runs), median_ms(store_cpu, runs), median_ms(total, runs),
-	       nvars);
+	       median_ms(total, runs) / median_ms(pprof, runs), median_ms(pprof, runs), nvars);
 	store_close(st);
 	unlink(db);
 	reader_bpf_close(r);
