@@ -279,6 +279,7 @@ struct pc_vars {
 struct pc_cache {
 	struct pc_vars *slots;
 	size_t cap, n;
+	struct unwind_cache frames;	/* function and frame size of each pc */
 };
 
 static struct pc_vars *pc_slot(struct pc_cache *c, uint64_t pc)
@@ -361,6 +362,7 @@ static void pc_cache_free(struct pc_cache *c)
 		free(c->slots[i].inl);
 	}
 	free(c->slots);
+	unwind_cache_free(&c->frames);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -526,7 +528,8 @@ static void build_goroutine(struct snapshot *s, struct decoder *dec, struct targ
 	g->stack_note = no_stack_reason(rg);
 	if (g->stack_note)
 		return;
-	nuf = unwind(s->bin, s->bias, rg->ip, rg->sp, rg->stack, rg->stack_addr, rg->stack_len, uf, UNWIND_MAX_FRAMES, &end);
+	nuf = unwind_cached(s->bin, &pcs->frames, s->bias, rg->ip, rg->sp, rg->stack, rg->stack_addr, rg->stack_len, uf,
+			    UNWIND_MAX_FRAMES, &end);
 	if (end != UNWIND_DONE)
 		g->stack_note = unwind_end_name(end);
 	g->stack_hash = 14695981039346656037ull;
