@@ -86,7 +86,6 @@ static sqlite3_stmt *prepare(struct store *st, const char *sql, int *rc)
 
 	for (i = 0; i < STMT_CACHE && st->cache[i].sql; i++)
 		if (st->cache[i].sql == sql) {
-			/* store_run binds every parameter and resets after each step */
 			*rc = SQLITE_OK;
 			return st->cache[i].stmt;
 		}
@@ -132,6 +131,9 @@ int store_run(struct store *st, const char *sql, int64_t *id, const char *types,
 	s = prepare(st, sql, &rc);
 	if (!s)
 		return store_error(st->db, rc, "prepare");
+	/* parameters the types leave out are NULL, not the last call's (pointers
+	 * bound SQLITE_STATIC may be gone by now) */
+	sqlite3_clear_bindings(s);
 	va_start(ap, types);
 	for (const char *t = types; *t; t++, n++) {
 		switch (*t) {
