@@ -168,8 +168,8 @@ void decoder_init(struct decoder *d, const struct gobin *bin, mem_read_fn read, 
 	d->ctx = ctx;
 	d->bias = bias;
 	decode_limits_default(&d->lim);
-	d->types_base = gobin_symbol(bin, "runtime.types", NULL);
-	if (!d->types_base && gobin_section(bin, bin->pie ? ".data.rel.ro" : ".rodata", &addr, NULL))
+	d->types_base = elf_file_symbol(bin->elf, "runtime.types", NULL);
+	if (!d->types_base && elf_file_section(bin->elf, bin->pie ? ".data.rel.ro" : ".rodata", &addr, NULL))
 		d->types_base = addr;
 	d->swiss = bin->go_minor >= 24;
 }
@@ -228,7 +228,7 @@ static size_t fetch_prefix(struct decoder *d, const struct gotype *t, uint64_t a
  * fields must be read with meta_ptr. Not counted in the budget. */
 static int meta_read(struct decoder *d, uint64_t addr, void *dst, size_t n)
 {
-	if (addr >= d->bias && gobin_read(d->bin, addr - d->bias, dst, n) == 0)
+	if (addr >= d->bias && elf_file_read(d->bin->elf, addr - d->bias, dst, n) == 0)
 		return 0;
 	err_clear();
 	return user_range(addr, n) && d->read(d->ctx, addr, dst, n) == 0 ? 0 : -EFAULT;
@@ -240,7 +240,7 @@ static int meta_ptr(struct decoder *d, uint64_t addr, uint64_t *val)
 		return -EFAULT;
 	if (d->read(d->ctx, addr, val, 8) == 0)
 		return 0;
-	if (addr < d->bias || gobin_read_ptr(d->bin, addr - d->bias, val) < 0) {
+	if (addr < d->bias || elf_file_read_ptr(d->bin->elf, addr - d->bias, val) < 0) {
 		err_clear();
 		return -EFAULT;
 	}

@@ -19,7 +19,7 @@
 
 #include "buf.h"
 #include "err.h"
-#include "gobin.h"
+#include "elffile.h"
 #include "pclntab.h"
 
 /* Functions larger than this are not Go code we can make sense of. */
@@ -28,7 +28,7 @@
 #define PROLOGUE_MAX 12
 #define STACKGUARD0 0x10	/* offsetof(runtime.g, stackguard0) */
 
-int disasm_walk(const struct gobin *bin, const struct gofunc *f,
+int disasm_walk(const struct elf_file *elf, const struct gofunc *f,
 		int (*fn)(const struct cs_insn *insn, void *arg), void *arg)
 {
 	const uint8_t *p;
@@ -44,7 +44,7 @@ int disasm_walk(const struct gobin *bin, const struct gofunc *f,
 			       (unsigned long long)f->entry, (unsigned long long)f->end);
 	len = f->end - f->entry;
 	code = xmalloc(len);
-	rc = gobin_read(bin, f->entry, code, len);
+	rc = elf_file_read(elf, f->entry, code, len);
 	if (rc) {
 		free(code);
 		return err_wrap(rc, "reading the code of %s", f->name);
@@ -302,14 +302,14 @@ static void parse_prologue(const struct pinsn *head, int n, struct probe_sites *
 		out->body = head[n - 1].addr + head[n - 1].size;
 }
 
-int disasm_probe_sites(const struct gobin *bin, const struct gofunc *f, struct probe_sites *out)
+int disasm_probe_sites(const struct elf_file *elf, const struct gofunc *f, struct probe_sites *out)
 {
 	struct sites_walk *w = xcalloc(1, sizeof(*w));
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	w->next = f->entry;
-	rc = disasm_walk(bin, f, collect_sites, w);
+	rc = disasm_walk(elf, f, collect_sites, w);
 	if (rc < 0)
 		goto out;
 	if (w->nhead == 0) {
@@ -358,13 +358,13 @@ static int collect_refs(const cs_insn *insn, void *arg)
 	return w->n == w->max;	/* full: stop */
 }
 
-int disasm_rip_refs(const struct gobin *bin, const struct gofunc *f, uint64_t *addrs, int max)
+int disasm_rip_refs(const struct elf_file *elf, const struct gofunc *f, uint64_t *addrs, int max)
 {
 	struct refs_walk w = { .addrs = addrs, .max = max, .n = 0 };
 	int rc;
 
 	if (max <= 0)
 		return 0;
-	rc = disasm_walk(bin, f, collect_refs, &w);
+	rc = disasm_walk(elf, f, collect_refs, &w);
 	return rc < 0 ? rc : w.n;
 }

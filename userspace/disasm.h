@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct gobin;
+struct elf_file;
 struct gofunc;
 
 struct probe_sites {
@@ -26,13 +26,13 @@ struct probe_sites {
 };
 
 /* Decodes f and fills *out (free with probe_sites_free). Returns 0 or a negative code. */
-int disasm_probe_sites(const struct gobin *bin, const struct gofunc *f, struct probe_sites *out);
+int disasm_probe_sites(const struct elf_file *elf, const struct gofunc *f, struct probe_sites *out);
 void probe_sites_free(struct probe_sites *ps);
 
 /* Collects the distinct link-time addresses that f's instructions reference
  * RIP-relatively (LEAQ/MOVQ x(IP)), in order of first use, up to max.
  * Returns the count or a negative code. */
-int disasm_rip_refs(const struct gobin *bin, const struct gofunc *f, uint64_t *addrs, int max);
+int disasm_rip_refs(const struct elf_file *elf, const struct gofunc *f, uint64_t *addrs, int max);
 
 /* Lower level, for other instruction-level analyses (goglobals.c): decodes f
  * linearly from entry to end and calls fn(insn, arg) for each instruction
@@ -41,7 +41,7 @@ int disasm_rip_refs(const struct gobin *bin, const struct gofunc *f, uint64_t *a
  * early, < 0 to fail with that code. Returns the number of bytes skipped (>= 0)
  * or a negative code. */
 struct cs_insn;
-int disasm_walk(const struct gobin *bin, const struct gofunc *f,
+int disasm_walk(const struct elf_file *elf, const struct gofunc *f,
 		int (*fn)(const struct cs_insn *insn, void *arg), void *arg);
 /* If insn has a RIP-relative memory operand, sets *target to the address it
  * refers to (address of the next instruction + displacement) and returns true. */

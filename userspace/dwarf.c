@@ -10,7 +10,7 @@
  *
  * Go compresses its DWARF sections (SHF_COMPRESSED, zlib). libelf would
  * decompress them in place, writing to the section headers of the image, which
- * gobin maps read-only; so dwarf_load inflates the .debug_* sections into a
+ * elffile maps read-only; so dwarf_load inflates the .debug_* sections into a
  * private ELF image of its own and hands that to libdw.
  *
  * Locations are not decoded at load: dwarf_locate asks libdw for the location
@@ -32,7 +32,7 @@
 #include "buf.h"
 #include "dwarf.h"
 #include "err.h"
-#include "gobin.h"
+#include "elffile.h"
 
 /* The DWARF constants used here. <dwarf.h> from elfutils cannot be included:
  * userspace/dwarf.h (this module's header) shadows it on the include path. */
@@ -109,6 +109,7 @@ struct dwarf {
 	Dwarf *dw;
 	Elf *elf;			/* over image: the inflated .debug_* sections */
 	char *image;
+	size_t image_len;
 	struct dwfunc *funcs;		/* sorted by lowpc */
 	size_t nfuncs;
 	struct govar *vars;		/* every function's vars; funcs point into it */
@@ -774,17 +775,16 @@ static uint64_t be64(const uint8_t *p)
 }
 
 /* Fills s from one section header; returns false if it is not usable DWARF. */
-static bool debug_section(const struct gobin *bin, const char *name, const GElf_Shdr *sh,
+static bool debug_section(const struct elf_file *elf, const char *name, const struct elf_section *sh,
 			  struct debug_section *s)
 {
 	Elf64_Chdr ch;
 
-	if (sh->sh_type == SHT_NOBITS || sh->sh_offset > bin->size ||
-	    sh->sh_size > bin->size - sh->sh_offset)
+	if (sh->type == SHT_NOBITS || sh->offset > elf->size || sh->size > elf->size - sh->offset)
 		return false;
 	memset(s, 0, sizeof(*s));
-	s->data = bin->map + sh->sh_offset;
-	s->len = sh->sh_size;
+	s->data = elf->map + sh->offset;
+	s->len = sh->size;
 	s->size = s->len;
 	if (!strncmp(name, ".zdebug_", 8)) {
 		if (s->len < 12 || memcmp(s->data, "ZLIB", 4))
@@ -795,7 +795,7 @@ static bool debug_section(const struct gobin *bin, const char *name, const GElf_
 		return true;
 	}
 	snprintf(s->name, sizeof(s->name), "%s", name);
-	if (!(sh->sh_flags & SHF_COMPRESSED))
+	if (!(sh->flags & SHF_COMPRESSED))
 		return true;
 	if (s->len < sizeof(ch))
 		return false;
@@ -807,27 +807,19 @@ static bool debug_section(const struct gobin *bin, const char *name, const GElf_
 	return true;
 }
 
-/* The .debug_* sections of bin; returns how many (0: no DWARF). */
-static int find_debug_sections(const struct gobin *bin, struct debug_section *out)
+/* The .debug_* sections of elf; returns how many (0: no DWARF). */
+static int find_debug_sections(const struct elf_file *elf, struct debug_section *out)
 {
-	Elf *elf = bin->elf;
-	Elf_Scn *scn = NULL;
-	GElf_Shdr sh;
-	size_t shstrndx;
 	const char *name;
 	int n = 0;
 	bool info = false;
 
-	if (!elf || elf_getshdrstrndx(elf, &shstrndx) != 0)
-		return 0;
-	while ((scn = elf_nextscn(elf, scn)) && n < MAX_DEBUG_SECTIONS) {
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		name = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (!name || (strncmp(name, ".debug_", 7) && strncmp(name, ".zdebug_", 8)) ||
+	for (size_t i = 0; i < elf->nsections && n < MAX_DEBUG_SECTIONS; i++) {
+		name = elf->sections[i].name;
+		if ((strncmp(name, ".debug_", 7) && strncmp(name, ".zdebug_", 8)) ||
 		    strlen(name) >= sizeof(out[n].name) || strstr(name, "debug_frame"))
 			continue;	/* libdw does not need the CFI here */
-		if (!debug_section(bin, name, &sh, &out[n]))
+		if (!debug_section(elf, name, &elf->sections[i], &out[n]))
 			continue;
 		info |= !strcmp(out[n].name, ".debug_info");
 		n++;
@@ -835,7 +827,7 @@ static int find_debug_sections(const struct gobin *bin, struct debug_section *ou
 	return info ? n : 0;
 }
 
-static int inflate_section(const struct gobin *bin, const struct debug_section *s, char *dst)
+static int inflate_section(const struct elf_file *elf, const struct debug_section *s, char *dst)
 {
 	size_t hdr = s->compression == 1 ? sizeof(Elf64_Chdr) : 12;
 	uLongf len = s->size;
@@ -845,23 +837,20 @@ static int inflate_section(const struct gobin *bin, const struct debug_section *
 		return 0;
 	}
 	if (uncompress((Bytef *)dst, &len, s->data + hdr, s->len - hdr) != Z_OK || len != s->size)
-		return err_set(GLIMPSE_ECORRUPT, "%s: cannot inflate %s", bin->path, s->name);
+		return err_set(GLIMPSE_ECORRUPT, "%s: cannot inflate %s", elf->path, s->name);
 	return 0;
 }
 
-/* Builds d->image: an ELF file holding only the inflated DWARF sections of bin,
- * with the ELF header of bin, and opens it with libelf as d->elf. */
-static int build_image(const struct gobin *bin, struct debug_section *secs, int n, struct dwarf *d)
+/* Builds d->image: an ELF file holding only the inflated DWARF sections of elf,
+ * with the ELF header of elf, and opens it with libelf as d->elf. */
+static int build_image(const struct elf_file *elf, struct debug_section *secs, int n, struct dwarf *d)
 {
-	GElf_Ehdr orig;
 	Elf64_Ehdr *eh;
 	Elf64_Shdr *sh;
 	size_t off = sizeof(*eh), strtab, shoff, len;
 	char *p;
 	int i, rc;
 
-	if (!gelf_getehdr(bin->elf, &orig))
-		return err_set(GLIMPSE_ECORRUPT, "%s: no ELF header", bin->path);
 	for (i = 0; i < n; i++) {
 		secs[i].off = off;
 		off = (off + secs[i].size + 7) & ~(size_t)7;
@@ -873,11 +862,12 @@ static int build_image(const struct gobin *bin, struct debug_section *secs, int 
 	shoff = (off + 7) & ~(size_t)7;
 	len = shoff + (size_t)(n + 2) * sizeof(*sh);
 	p = d->image = xcalloc(1, len);
+	d->image_len = len;
 
 	eh = (Elf64_Ehdr *)p;
-	memcpy(eh->e_ident, orig.e_ident, EI_NIDENT);
-	eh->e_type = orig.e_type;
-	eh->e_machine = orig.e_machine;
+	memcpy(eh->e_ident, elf->ident, EI_NIDENT);
+	eh->e_type = elf->type;
+	eh->e_machine = elf->machine;
 	eh->e_version = EV_CURRENT;
 	eh->e_ehsize = sizeof(*eh);
 	eh->e_shoff = shoff;
@@ -890,7 +880,7 @@ static int build_image(const struct gobin *bin, struct debug_section *secs, int 
 	for (i = 0; i < n; i++) {
 		size_t namelen = strlen(secs[i].name) + 1;
 
-		rc = inflate_section(bin, &secs[i], p + secs[i].off);
+		rc = inflate_section(elf, &secs[i], p + secs[i].off);
 		if (rc < 0)
 			return rc;
 		sh[i + 1] = (Elf64_Shdr){ .sh_name = (Elf64_Word)(off - strtab), .sh_type = SHT_PROGBITS,
@@ -905,13 +895,13 @@ static int build_image(const struct gobin *bin, struct debug_section *secs, int 
 
 	d->elf = elf_memory(p, len);
 	if (!d->elf)
-		return err_set(GLIMPSE_ECORRUPT, "%s: DWARF image: %s", bin->path, elf_errmsg(-1));
+		return err_set(GLIMPSE_ECORRUPT, "%s: DWARF image: %s", elf->path, elf_errmsg(-1));
 	return 0;
 }
 
 /* ---- public: loading ---- */
 
-int dwarf_load(struct gobin *bin, struct dwarf **out)
+int dwarf_load(const struct elf_file *elf, struct dwarf **out)
 {
 	struct loader l = {
 		.funcs = { .elem = sizeof(struct dwfunc) },
@@ -929,16 +919,16 @@ int dwarf_load(struct gobin *bin, struct dwarf **out)
 	int nsecs, rc;
 
 	*out = NULL;
-	nsecs = find_debug_sections(bin, secs);
+	nsecs = find_debug_sections(elf, secs);
 	if (!nsecs)
 		return 1;
 	l.d = xcalloc(1, sizeof(*l.d));
-	rc = build_image(bin, secs, nsecs, l.d);
+	rc = build_image(elf, secs, nsecs, l.d);
 	if (rc < 0)
 		goto fail;
 	l.d->dw = dwarf_begin_elf(l.d->elf, DWARF_C_READ, NULL);
 	if (!l.d->dw) {
-		rc = err_set(GLIMPSE_ECORRUPT, "%s: cannot read DWARF: %s", bin->path, dwarf_errmsg(-1));
+		rc = err_set(GLIMPSE_ECORRUPT, "%s: cannot read DWARF: %s", elf->path, dwarf_errmsg(-1));
 		goto fail;
 	}
 	while (dwarf_get_units(l.d->dw, cu, &cu, &version, &unit_type, &cudie, &subdie) == 0) {
@@ -976,6 +966,18 @@ void dwarf_free(struct dwarf *d)
 		elf_end(d->elf);
 	free(d->image);
 	free(d);
+}
+
+size_t dwarf_footprint(const struct dwarf *d)
+{
+	if (!d)
+		return 0;
+	/* Owned blocks are types, fields and names: 64 bytes is their rough mean.
+	 * libdw's abbreviations, CU list and line tables: a quarter of the image. */
+	return sizeof(*d) + d->image_len + d->image_len / 4 + d->nfuncs * (sizeof(*d->funcs) + sizeof(void *)) +
+	       d->nvars * sizeof(*d->vars) + d->ntypes * sizeof(*d->types) +
+	       d->map.cap * (sizeof(*d->map.keys) + sizeof(void *)) + d->nscopes * sizeof(*d->scopes) +
+	       d->nowned * (sizeof(*d->owned) + 64);
 }
 
 /* ---- public: lookups ---- */

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct gobin;
+struct elf_file;
 struct dwarf;
 
 enum gotype_kind {
@@ -84,10 +84,14 @@ struct dwfunc {
 	struct govar *vars;	/* parameters first (in order), then results, then locals */
 };
 
-/* Loads the DWARF of bin. Returns 0 and *out, 1 if the binary has no DWARF
- * (*out = NULL), or a negative code for broken DWARF. */
-int dwarf_load(struct gobin *bin, struct dwarf **out);
+/* Loads the DWARF of elf (inflated into a private image of its own).
+ * Returns 0 and *out, 1 if the file has no DWARF (*out = NULL), or a negative
+ * code for broken DWARF. */
+int dwarf_load(const struct elf_file *elf, struct dwarf **out);
 void dwarf_free(struct dwarf *d);
+/* An estimate of the bytes d holds: its inflated image, its tables, the types and
+ * names it owns, and what libdw builds over the image. */
+size_t dwarf_footprint(const struct dwarf *d);
 
 size_t dwarf_nfuncs(const struct dwarf *d);
 const struct dwfunc *dwarf_func_at(const struct dwarf *d, size_t i);

@@ -1,17 +1,14 @@
 /* gobin.c - open a Go ELF executable once: check it is amd64 Go of a supported
- * version, read its build info and build id, and load the rest of the binary
- * model (pclntab, DWARF, runtime offsets). Also: reading the file image by
- * virtual address (relocation-aware for PIE) and a process's load bias.
+ * version, read its build info and build id, and compose the rest of the binary
+ * model from the opened file (pclntab, DWARF, runtime offsets). Also: a
+ * process's load bias. Reads of the file are elffile.c's.
  */
 #include "gobin.h"
 
-#include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
+#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,210 +17,9 @@
 #include "err.h"
 #include "pclntab.h"
 
-struct gobin_reloc {
-	uint64_t offset;
-	uint64_t value;
-};
-
 static const char buildinfo_magic[] = "\xff Go buildinf:";
 
-static Elf *elf_of(const struct gobin *bin)
-{
-	return (Elf *)bin->elf;
-}
-
-const uint8_t *gobin_section(const struct gobin *bin, const char *name, uint64_t *addr, size_t *len)
-{
-	Elf *elf = elf_of(bin);
-	Elf_Scn *scn = NULL;
-	size_t shstrndx;
-
-	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
-		return NULL;
-	while ((scn = elf_nextscn(elf, scn)) != NULL) {
-		GElf_Shdr sh;
-		const char *n;
-
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		n = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (!n || strcmp(n, name) != 0)
-			continue;
-		if (sh.sh_type == SHT_NOBITS || sh.sh_offset > bin->size || sh.sh_size > bin->size - sh.sh_offset)
-			return NULL;
-		if (addr)
-			*addr = sh.sh_addr;
-		if (len)
-			*len = sh.sh_size;
-		return bin->map + sh.sh_offset;
-	}
-	return NULL;
-}
-
-int gobin_read(const struct gobin *bin, uint64_t addr, void *dst, size_t n)
-{
-	Elf *elf = elf_of(bin);
-	size_t nph;
-
-	if (elf_getphdrnum(elf, &nph) != 0)
-		return err_set(GLIMPSE_ECORRUPT, "%s: no program headers", bin->path);
-	for (size_t i = 0; i < nph; i++) {
-		GElf_Phdr ph;
-		uint64_t off, infile;
-
-		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
-			continue;
-		if (addr < ph.p_vaddr || addr - ph.p_vaddr >= ph.p_memsz || n > ph.p_memsz - (addr - ph.p_vaddr))
-			continue;
-		off = addr - ph.p_vaddr;
-		infile = 0;
-		if (off < ph.p_filesz)
-			infile = ph.p_filesz - off < n ? ph.p_filesz - off : n;
-		if (ph.p_offset + off + infile > bin->size)
-			return err_set(GLIMPSE_ECORRUPT, "%s: segment beyond end of file", bin->path);
-		memcpy(dst, bin->map + ph.p_offset + off, infile);
-		memset((uint8_t *)dst + infile, 0, n - infile);
-		return 0;
-	}
-	return err_set(EFAULT, "%s: address 0x%llx (+%zu) is not in any loaded segment", bin->path,
-		       (unsigned long long)addr, n);
-}
-
-int gobin_read_ptr(const struct gobin *bin, uint64_t addr, uint64_t *val)
-{
-	size_t lo = 0, hi = bin->nrelocs;
-	int rc = gobin_read(bin, addr, val, sizeof(*val));
-
-	if (rc)
-		return rc;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (bin->relocs[mid].offset == addr) {
-			*val = bin->relocs[mid].value;
-			return 0;
-		}
-		if (bin->relocs[mid].offset < addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
-}
-
-uint64_t gobin_symbol(const struct gobin *bin, const char *name, uint64_t *size)
-{
-	Elf *elf = elf_of(bin);
-	Elf_Scn *scn = NULL;
-
-	while ((scn = elf_nextscn(elf, scn)) != NULL) {
-		GElf_Shdr sh;
-		Elf_Data *data;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB || !sh.sh_entsize)
-			continue;
-		data = elf_getdata(scn, NULL);
-		if (!data)
-			continue;
-		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Sym sym;
-			const char *n;
-
-			if (!gelf_getsym(data, (int)i, &sym))
-				continue;
-			n = elf_strptr(elf, sh.sh_link, sym.st_name);
-			if (n && strcmp(n, name) == 0) {
-				if (size)
-					*size = sym.st_size;
-				return sym.st_value;
-			}
-		}
-	}
-	return 0;
-}
-
-static int cmp_reloc(const void *a, const void *b)
-{
-	const struct gobin_reloc *x = a, *y = b;
-
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-/* Collects the dynamic relocations that store an absolute address, so PIE
- * binaries can be read as if loaded at their link-time addresses. */
-static int load_relocs(struct gobin *bin)
-{
-	Elf *elf = elf_of(bin);
-	Elf_Scn *scn = NULL;
-	struct buf out = { 0 };
-
-	while ((scn = elf_nextscn(elf, scn)) != NULL) {
-		GElf_Shdr sh;
-		Elf_Data *data, *symdata = NULL;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || !sh.sh_entsize)
-			continue;
-		data = elf_getdata(scn, NULL);
-		if (!data)
-			continue;
-		if (sh.sh_link) {
-			Elf_Scn *sym = elf_getscn(elf, sh.sh_link);
-
-			symdata = sym ? elf_getdata(sym, NULL) : NULL;
-		}
-		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Rela r;
-			struct gobin_reloc rel;
-
-			if (!gelf_getrela(data, (int)i, &r))
-				continue;
-			rel.offset = r.r_offset;
-			if (GELF_R_TYPE(r.r_info) == R_X86_64_RELATIVE) {
-				rel.value = (uint64_t)r.r_addend;
-			} else if (GELF_R_TYPE(r.r_info) == R_X86_64_64 && symdata) {
-				GElf_Sym s;
-
-				if (!gelf_getsym(symdata, (int)GELF_R_SYM(r.r_info), &s) || s.st_shndx == SHN_UNDEF)
-					continue;
-				rel.value = s.st_value + (uint64_t)r.r_addend;
-			} else {
-				continue;
-			}
-			buf_add(&out, &rel, sizeof(rel));
-		}
-	}
-	bin->nrelocs = out.len / sizeof(struct gobin_reloc);
-	bin->relocs = (struct gobin_reloc *)buf_detach(&out);
-	qsort(bin->relocs, bin->nrelocs, sizeof(*bin->relocs), cmp_reloc);
-	return 0;
-}
-
-/* The descriptor of the first note of owner and type in the note section
- * bytes p[0..len), and its size; NULL when there is none. */
-static const uint8_t *find_note(const uint8_t *p, size_t len, const char *owner, uint32_t type, uint32_t *descsz)
-{
-	size_t off = 0, olen = strlen(owner) + 1;
-
-	while (p && off + 12 <= len) {
-		uint32_t namesz, dsz, t;
-		size_t name_at = off + 12, desc_at;
-
-		memcpy(&namesz, p + off, 4);
-		memcpy(&dsz, p + off + 4, 4);
-		memcpy(&t, p + off + 8, 4);
-		desc_at = name_at + ((namesz + 3) & ~3u);
-		if (desc_at > len || dsz > len - desc_at)
-			break;
-		/* Go pads its owner to "Go\0\0" (namesz 4); GNU uses "GNU\0". */
-		if (t == type && namesz >= olen && namesz <= 8 && memcmp(p + name_at, owner, olen) == 0) {
-			*descsz = dsz;
-			return p + desc_at;
-		}
-		off = desc_at + ((dsz + 3) & ~3u);
-	}
-	return NULL;
-}
-
+/* Sets build_id and gnu_build_id from the notes. */
 /* Sets build_id (160 bytes) from the bytes of .note.go.buildid (go, go_len)
  * or, when it has none, of .note.gnu.build-id (gnu, gnu_len) in hex; the
  * latter also into gnu_id (84 bytes) unless NULL. */
@@ -233,18 +29,18 @@ static void build_ids(const uint8_t *go, size_t go_len, const uint8_t *gnu, size
 	const size_t cap = sizeof(((struct gobin *)0)->build_id), gnu_cap = sizeof(((struct gobin *)0)->gnu_build_id);
 	char hex[sizeof(((struct gobin *)0)->gnu_build_id)] = "";
 	const uint8_t *d;
-	uint32_t n;
+	size_t n = 0;
 
 	build_id[0] = '\0';
-	d = find_note(go, go_len, "Go", 4, &n);
+	d = go ? elf_note_find(go, go_len, "Go", 4, &n) : NULL;
 	if (d) {
 		if (n > cap - 1)
 			n = cap - 1;
 		memcpy(build_id, d, n);
 		build_id[n] = '\0';
 	}
-	d = find_note(gnu, gnu_len, "GNU", NT_GNU_BUILD_ID, &n);
-	for (uint32_t i = 0; d && i < n && 2 * i + 2 < gnu_cap; i++)
+	d = gnu ? elf_note_find(gnu, gnu_len, "GNU", NT_GNU_BUILD_ID, &n) : NULL;
+	for (size_t i = 0; d && i < n && 2 * i + 2 < gnu_cap; i++)
 		sprintf(hex + 2 * i, "%02x", d[i]);
 	if (gnu_id)
 		snprintf(gnu_id, gnu_cap, "%s", hex);
@@ -255,8 +51,8 @@ static void build_ids(const uint8_t *go, size_t go_len, const uint8_t *gnu, size
 static void read_notes(struct gobin *bin)
 {
 	size_t go_len = 0, gnu_len = 0;
-	const uint8_t *go = gobin_section(bin, ".note.go.buildid", NULL, &go_len);
-	const uint8_t *gnu = gobin_section(bin, ".note.gnu.build-id", NULL, &gnu_len);
+	const uint8_t *go = elf_file_section(bin->elf, ".note.go.buildid", NULL, &go_len);
+	const uint8_t *gnu = elf_file_section(bin->elf, ".note.gnu.build-id", NULL, &gnu_len);
 
 	build_ids(go, go_len, gnu, gnu_len, bin->build_id, bin->gnu_build_id);
 }
@@ -280,14 +76,15 @@ static uint64_t uvarint(const uint8_t **p, const uint8_t *end)
  * in a writable segment (binaries whose section headers were removed). */
 static const uint8_t *find_buildinfo(const struct gobin *bin, size_t *len)
 {
-	const uint8_t *p = gobin_section(bin, ".go.buildinfo", NULL, len);
+	const struct elf_file *f = bin->elf;
+	const uint8_t *p = elf_file_section(f, ".go.buildinfo", NULL, len);
 
 	if (p && *len >= 32 && memcmp(p, buildinfo_magic, 14) == 0)
 		return p;
-	for (size_t off = 0; off + 32 <= bin->size; off += 16) {
-		if (memcmp(bin->map + off, buildinfo_magic, 14) == 0) {
-			*len = bin->size - off;
-			return bin->map + off;
+	for (size_t off = 0; off + 32 <= f->size; off += 16) {
+		if (memcmp(f->map + off, buildinfo_magic, 14) == 0) {
+			*len = f->size - off;
+			return f->map + off;
 		}
 	}
 	return NULL;
@@ -430,61 +227,21 @@ out:
 	return rc;
 }
 
-static int map_file(struct gobin *bin)
+
+/* Words elffile's "F: not an ELF file" as "F: not a Go binary (not an ELF file)";
+ * other failures pass unchanged. Returns rc. */
+static int not_elf_is_not_go(int rc)
 {
-	struct stat st;
-	int fd = open(bin->path, O_RDONLY | O_CLOEXEC);
-	void *m;
+	static const char suffix[] = ": not an ELF file";
+	char msg[1024];
+	size_t n;
 
-	if (fd < 0)
-		return err_set(errno, "cannot open %s: %s", bin->path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return err_set(EINVAL, "%s: not a regular file", bin->path);
-	}
-	if (st.st_size < 64) {
-		close(fd);
-		return err_set(GLIMPSE_ENOTGO, "%s: not a Go binary (not an ELF file)", bin->path);
-	}
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return err_set(errno, "cannot map %s: %s", bin->path, strerror(errno));
-	bin->map = m;
-	bin->size = (size_t)st.st_size;
-	return 0;
-}
-
-static int check_elf(struct gobin *bin)
-{
-	GElf_Ehdr eh;
-	Elf *elf;
-
-	if (memcmp(bin->map, ELFMAG, SELFMAG) != 0)
-		return err_set(GLIMPSE_ENOTGO, "%s: not a Go binary (not an ELF file)", bin->path);
-	elf_version(EV_CURRENT);
-	elf = elf_memory((char *)bin->map, bin->size);
-	if (!elf || !gelf_getehdr(elf, &eh)) {
-		if (elf)
-			elf_end(elf);
-		return err_set(GLIMPSE_ECORRUPT, "%s: malformed ELF file: %s", bin->path, elf_errmsg(-1));
-	}
-	bin->elf = elf;
-	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64)
-		return err_set(GLIMPSE_EUNSUP, "%s: not an x86-64 binary (glimpse supports linux/amd64)", bin->path);
-	if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)
-		return err_set(GLIMPSE_ENOTGO, "%s: not an executable", bin->path);
-	bin->pie = eh.e_type == ET_DYN;
-	bin->has_symtab = false;
-	{
-		Elf_Scn *scn = NULL;
-		GElf_Shdr sh;
-
-		while ((scn = elf_nextscn(elf, scn)) != NULL)
-			if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB)
-				bin->has_symtab = true;
-	}
-	return 0;
+	snprintf(msg, sizeof(msg), "%s", err_msg(rc));
+	n = strlen(msg);
+	if (rc != -GLIMPSE_ENOTGO || n < sizeof(suffix) - 1 || strcmp(msg + n - (sizeof(suffix) - 1), suffix) != 0)
+		return rc;
+	msg[n - (sizeof(suffix) - 1)] = '\0';
+	return err_set(GLIMPSE_ENOTGO, "%s: not a Go binary (not an ELF file)", msg);
 }
 
 /* Opens file `path` but names it `name` in the model and in messages. */
@@ -495,23 +252,22 @@ static int open_as(const char *path, const char *name, struct gobin **out)
 
 	*out = NULL;
 	err_clear();
-	bin->path = xstrdup(path);
-	rc = map_file(bin);
-	free(bin->path);
 	bin->path = xstrdup(name);
-	if (!rc)
-		rc = check_elf(bin);
+	rc = elf_file_open(path, name, &bin->elf);
+	if (rc)
+		rc = not_elf_is_not_go(rc);
 	if (!rc)
 		rc = read_version(bin);
 	if (rc)
 		goto fail;
+	bin->pie = bin->elf->pie;
+	bin->has_symtab = bin->elf->has_symtab;
 	read_notes(bin);
-	if (bin->pie)
-		load_relocs(bin);
-	rc = pcln_open(bin, &bin->pcln);
+	rc = pcln_open(bin->elf, bin->go_minor, &bin->pcln);
 	if (rc)
 		goto fail;
-	rc = dwarf_load(bin, &bin->dwarf);
+	pcln_text(bin->pcln, &bin->text_start, &bin->text_end);
+	rc = dwarf_load(bin->elf, &bin->dwarf);
 	if (rc < 0) {
 		/* Broken DWARF is not fatal: carry on as if stripped, but say so. */
 		fprintf(stderr, "glimpse: warning: %s: ignoring unreadable DWARF: %s\n", name, err_msg(rc));
@@ -519,7 +275,7 @@ static int open_as(const char *path, const char *name, struct gobin **out)
 		err_clear();
 	}
 	bin->stripped = bin->dwarf == NULL;
-	rc = goruntime_load(bin);
+	rc = goruntime_load(bin->elf, bin->pcln, bin->dwarf, bin->go_minor, &bin->offsets);
 	if (rc)
 		goto fail;
 	*out = bin;
@@ -557,23 +313,19 @@ int gobin_bias(const struct gobin *bin, pid_t pid, uint64_t *bias)
 	struct stat exe;
 	FILE *f;
 	uint64_t base = 0, first_vaddr = UINT64_MAX, first_off = 0;
-	Elf *elf = elf_of(bin);
-	size_t nph;
 	bool found = false;
 
 	*bias = 0;
 	if (!bin->pie)
 		return 0;
-	if (elf_getphdrnum(elf, &nph) != 0)
-		return err_set(GLIMPSE_ECORRUPT, "%s: no program headers", bin->path);
-	for (size_t i = 0; i < nph; i++) {
-		GElf_Phdr ph;
-
-		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD && ph.p_vaddr < first_vaddr) {
-			first_vaddr = ph.p_vaddr;
-			first_off = ph.p_offset;
+	for (size_t i = 0; i < bin->elf->nloads; i++) {
+		if (bin->elf->loads[i].vaddr < first_vaddr) {
+			first_vaddr = bin->elf->loads[i].vaddr;
+			first_off = bin->elf->loads[i].offset;
 		}
 	}
+	if (first_vaddr == UINT64_MAX)
+		return err_set(GLIMPSE_ECORRUPT, "%s: no program headers", bin->path);
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	if (stat(path, &exe) != 0)
 		return err_set(ESRCH, "no process with pid %d", (int)pid);
@@ -600,6 +352,13 @@ int gobin_bias(const struct gobin *bin, pid_t pid, uint64_t *bias)
 	return 0;
 }
 
+size_t gobin_footprint(const struct gobin *bin)
+{
+	const struct elf_file *f = bin->elf;
+
+	return sizeof(*bin) + elf_file_footprint(f) + pcln_footprint(bin->pcln) + dwarf_footprint(bin->dwarf);
+}
+
 void gobin_close(struct gobin *bin)
 {
 	if (!bin)
@@ -608,11 +367,7 @@ void gobin_close(struct gobin *bin)
 		dwarf_free(bin->dwarf);
 	if (bin->pcln)
 		pcln_close(bin->pcln);
-	if (bin->elf)
-		elf_end(elf_of(bin));
-	if (bin->map)
-		munmap((void *)bin->map, bin->size);
-	free(bin->relocs);
+	elf_file_close(bin->elf);
 	free(bin->path);
 	free(bin);
 }

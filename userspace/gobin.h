@@ -5,6 +5,9 @@
  * a live process's memory is read is someone else's business (snapshot.c, trace.c).
  * All addresses in the model are link-time addresses; add gobin_bias() of a
  * process to get run-time addresses (non-zero only for PIE).
+ *
+ * Composition: gobin.c opens the ELF file (elffile.h) and hands it to the parts
+ * (pclntab, DWARF, runtime offsets); none of them knows or calls back into gobin.
  */
 #ifndef GLIMPSE_GOBIN_H
 #define GLIMPSE_GOBIN_H
@@ -13,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "elffile.h"
 #include "goruntime.h"
 
 struct pcln;
@@ -20,16 +24,14 @@ struct dwarf;
 
 struct gobin {
 	char *path;
-	const uint8_t *map;	/* the whole file, mapped read-only */
-	size_t size;
-	void *elf;		/* Elf *, libelf handle on map */
+	struct elf_file *elf;	/* the file: sections, symbols, bytes by address (elffile.h) */
 	char go_version[32];	/* as `go version` prints it: "go1.19.8" */
 	int go_minor;		/* 19 for go1.19.8 */
 	char build_id[160];	/* Go build id (.note.go.buildid), else GNU build id in hex, else "" */
 	char gnu_build_id[84];	/* hex, or "" */
-	bool pie;		/* ET_DYN: loaded at a random base */
+	bool pie;		/* ET_DYN: loaded at a random base (elf->pie) */
 	bool stripped;		/* no usable DWARF */
-	bool has_symtab;	/* .symtab present */
+	bool has_symtab;	/* .symtab present (elf->has_symtab) */
 	uint64_t text_start;	/* start of Go text (runtime.firstmoduledata.text) */
 	uint64_t text_end;
 	struct pcln *pcln;	/* never NULL once opened */
@@ -37,8 +39,6 @@ struct gobin {
 	struct go_offsets offsets;	/* runtime struct offsets; see goruntime.h */
 
 	/* private to gobin.c */
-	struct gobin_reloc *relocs;	/* R_X86_64_RELATIVE/64 targets, sorted by offset */
-	size_t nrelocs;
 	const uint8_t *buildinfo_mod;	/* module info text after the version, or NULL */
 	size_t buildinfo_mod_len;
 };
@@ -72,18 +72,11 @@ int gobin_peek(int fd, const char *path, struct gobin_id *out);
  * from /proc/PID/maps. 0 for non-PIE. Negative code on failure. */
 int gobin_bias(const struct gobin *bin, pid_t pid, uint64_t *bias);
 
-/* Section lookup: returns a pointer into the mapped file and sets addr and len,
- * or NULL if absent (or SHT_NOBITS). */
-const uint8_t *gobin_section(const struct gobin *bin, const char *name, uint64_t *addr, size_t *len);
-/* Reads n bytes at link-time virtual address addr from the file image
- * (any PT_LOAD segment). Bytes beyond the file (bss) read as zero.
- * Returns 0 or a negative code. */
-int gobin_read(const struct gobin *bin, uint64_t addr, void *dst, size_t n);
-/* Reads a pointer-sized value at addr, applying an R_X86_64_RELATIVE (or
- * R_X86_64_64 against a defined symbol) relocation at that address if one exists,
- * so that PIE binaries read the link-time value. */
-int gobin_read_ptr(const struct gobin *bin, uint64_t addr, uint64_t *val);
-/* Address of a symbol from .symtab (non-stripped) or 0 if unknown. */
-uint64_t gobin_symbol(const struct gobin *bin, const char *name, uint64_t *size);
+/* Bytes bin holds: the mapped file plus an estimate of what the model allocated
+ * (pclntab index, DWARF image and tables, relocations). For cache accounting. */
+size_t gobin_footprint(const struct gobin *bin);
+
+/* Reads of the file itself (sections, bytes at a link-time address, pointers
+ * through PIE relocations, symbols) are elf_file_*() on bin->elf. */
 
 #endif

@@ -14,13 +14,12 @@
 #include "goruntime.h"
 
 #include <capstone/capstone.h>
-#include <gelf.h>
-#include <libelf.h>
+#include <elf.h>
 #include <string.h>
 
 #include "disasm.h"
 #include "err.h"
-#include "gobin.h"
+#include "elffile.h"
 #include "pclntab.h"
 
 #define MAX_REFS 256
@@ -196,15 +195,15 @@ static int walk_insn(const cs_insn *insn, void *arg)
 
 /* Decodes the runtime function `name` into *w. Returns 0, 1 if the binary has
  * no such function, or a negative code. */
-static int walk_func(const struct gobin *bin, const char *name, struct gwalk *w)
+static int walk_func(const struct elf_file *elf, const struct pcln *pcln, const char *name, struct gwalk *w)
 {
-	const struct gofunc *f = pcln_lookup(bin->pcln, name);
+	const struct gofunc *f = pcln_lookup(pcln, name);
 	int rc;
 
 	memset(w, 0, sizeof(*w));
 	if (!f)
 		return 1;
-	rc = disasm_walk(bin, f, walk_insn, w);
+	rc = disasm_walk(elf, f, walk_insn, w);
 	if (rc < 0)
 		return err_wrap(rc, "decoding %s", name);
 	return 0;
@@ -247,91 +246,84 @@ static uint64_t find_len_store(const struct gwalk *w, uint64_t allgs)
 
 /* Name of the writable, allocated, non-code section holding [addr, addr+size),
  * or NULL. */
-static const char *data_section(const struct gobin *bin, uint64_t addr, uint64_t size)
+static const char *data_section(const struct elf_file *elf, uint64_t addr, uint64_t size)
 {
-	Elf *elf = bin->elf;
-	Elf_Scn *scn = NULL;
-	size_t shstrndx;
+	for (size_t i = 0; i < elf->nsections; i++) {
+		const struct elf_section *sh = &elf->sections[i];
 
-	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
-		return NULL;
-	while ((scn = elf_nextscn(elf, scn)) != NULL) {
-		GElf_Shdr sh;
-
-		if (!gelf_getshdr(scn, &sh) || (sh.sh_flags & (SHF_ALLOC | SHF_WRITE)) != (SHF_ALLOC | SHF_WRITE) ||
-		    (sh.sh_flags & SHF_EXECINSTR))
+		if ((sh->flags & (SHF_ALLOC | SHF_WRITE)) != (SHF_ALLOC | SHF_WRITE) || (sh->flags & SHF_EXECINSTR))
 			continue;
-		if (addr >= sh.sh_addr && size <= sh.sh_size && addr - sh.sh_addr <= sh.sh_size - size)
-			return elf_strptr(elf, shstrndx, sh.sh_name);
+		if (addr >= sh->addr && size <= sh->size && addr - sh->addr <= sh->size - size)
+			return sh->name;
 	}
 	return NULL;
 }
 
 /* allgs and allglen from allgadd; 1 if allgadd is missing. */
-static int from_allgadd(const struct gobin *bin, struct gwalk *w, uint64_t *allgs, uint64_t *allglen)
+static int from_allgadd(const struct elf_file *elf, const struct pcln *pcln, struct gwalk *w, uint64_t *allgs, uint64_t *allglen)
 {
-	int rc = walk_func(bin, "runtime.allgadd", w);
+	int rc = walk_func(elf, pcln, "runtime.allgadd", w);
 
 	if (rc)
 		return rc;
 	*allgs = find_slice_header(w, true);
 	if (!*allgs)
 		return err_set(GLIMPSE_ECORRUPT, "%s: runtime.allgadd does not use one 24-byte slice (allgs)",
-			       bin->path);
+			       elf->path);
 	*allglen = find_len_store(w, *allgs);
 	if (!*allglen)
 		return err_set(GLIMPSE_ECORRUPT, "%s: runtime.allgadd does not store len(allgs) (allglen)",
-			       bin->path);
+			       elf->path);
 	return 0;
 }
 
 /* Confirms (or, where *allgs or *allglen is 0, supplies) the addresses from
  * forEachG and forEachGRace, when the binary has them. */
-static int cross_check(const struct gobin *bin, struct gwalk *w, uint64_t *allgs, uint64_t *allglen)
+static int cross_check(const struct elf_file *elf, const struct pcln *pcln, struct gwalk *w, uint64_t *allgs, uint64_t *allglen)
 {
-	int rc = walk_func(bin, "runtime.forEachG", w);
+	int rc = walk_func(elf, pcln, "runtime.forEachG", w);
 
 	if (rc < 0)
 		return rc;
 	if (rc == 0 && !*allgs)
 		*allgs = find_slice_header(w, false);
 	if (rc == 0 && (!has_ref(w, *allgs) || !has_ref(w, *allgs + 8)))
-		return err_set(GLIMPSE_ECORRUPT, "%s: runtime.forEachG does not read allgs at 0x%llx", bin->path,
+		return err_set(GLIMPSE_ECORRUPT, "%s: runtime.forEachG does not read allgs at 0x%llx", elf->path,
 			       (unsigned long long)*allgs);
-	rc = walk_func(bin, "runtime.forEachGRace", w);
+	rc = walk_func(elf, pcln, "runtime.forEachGRace", w);
 	if (rc < 0)
 		return rc;
 	if (rc == 0 && !*allglen && w->nrefs > 0)
 		*allglen = w->refs[0];	/* atomicAllG loads allglen before allgptr */
 	if (rc == 0 && !has_ref(w, *allglen))
 		return err_set(GLIMPSE_ECORRUPT, "%s: runtime.forEachGRace does not read allglen at 0x%llx",
-			       bin->path, (unsigned long long)*allglen);
+			       elf->path, (unsigned long long)*allglen);
 	return 0;
 }
 
-int goruntime_find_globals(const struct gobin *bin, uint64_t *allgs, uint64_t *allglen)
+int goruntime_find_globals(const struct elf_file *elf, const struct pcln *pcln, uint64_t *allgs, uint64_t *allglen)
 {
 	struct gwalk w;
 	int rc;
 
 	*allgs = *allglen = 0;
-	rc = from_allgadd(bin, &w, allgs, allglen);
+	rc = from_allgadd(elf, pcln, &w, allgs, allglen);
 	if (rc < 0)
 		return rc;
-	rc = cross_check(bin, &w, allgs, allglen);
+	rc = cross_check(elf, pcln, &w, allgs, allglen);
 	if (rc < 0)
 		return rc;
 	if (!*allgs || !*allglen)
 		return err_set(GLIMPSE_ECORRUPT, "%s: cannot find runtime.allgs/allglen (no allgadd, forEachG "
-			       "or forEachGRace in the pclntab)", bin->path);
-	if (!data_section(bin, *allgs, SLICE_SIZE))
+			       "or forEachGRace in the pclntab)", elf->path);
+	if (!data_section(elf, *allgs, SLICE_SIZE))
 		return err_set(GLIMPSE_ECORRUPT, "%s: runtime.allgs candidate 0x%llx is not in a data section",
-			       bin->path, (unsigned long long)*allgs);
-	if (!data_section(bin, *allglen, 8))
+			       elf->path, (unsigned long long)*allgs);
+	if (!data_section(elf, *allglen, 8))
 		return err_set(GLIMPSE_ECORRUPT, "%s: runtime.allglen candidate 0x%llx is not in a data section",
-			       bin->path, (unsigned long long)*allglen);
+			       elf->path, (unsigned long long)*allglen);
 	if (*allglen + 8 > *allgs && *allglen < *allgs + SLICE_SIZE)
 		return err_set(GLIMPSE_ECORRUPT, "%s: runtime.allgs (0x%llx) and allglen (0x%llx) overlap",
-			       bin->path, (unsigned long long)*allgs, (unsigned long long)*allglen);
+			       elf->path, (unsigned long long)*allgs, (unsigned long long)*allglen);
 	return 0;
 }

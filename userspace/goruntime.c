@@ -15,7 +15,7 @@
 
 #include "dwarf.h"
 #include "err.h"
-#include "gobin.h"
+#include "elffile.h"
 
 #define GO_MIN_MINOR 18
 #define GO_MAX_MINOR 26
@@ -72,15 +72,14 @@ static int check_required(const struct go_offsets *o)
 	return 0;
 }
 
-int goruntime_from_dwarf(const struct gobin *bin, struct go_offsets *out)
+int goruntime_from_dwarf(const struct dwarf *d, struct go_offsets *out)
 {
 	struct gotype *g, *m, *gobuf, *stack;
-	const struct dwarf *d = bin->dwarf;
 	int stk, rc;
 
 	memset(out, 0, sizeof(*out));
 	if (!d)
-		return err_set(ENOENT, "%s has no DWARF", bin->path);
+		return err_set(ENOENT, "no DWARF");
 	if ((rc = need_type(d, "runtime.g", &g)) || (rc = need_type(d, "runtime.m", &m)) ||
 	    (rc = need_type(d, "runtime.gobuf", &gobuf)) ||
 	    (rc = need_type(d, "runtime.stack", &stack)))
@@ -165,18 +164,18 @@ int goruntime_table(int go_minor, struct go_offsets *out)
 
 /* ---- loading ---- */
 
-static int load_globals(struct gobin *bin, struct go_offsets *o)
+static int load_globals(const struct elf_file *elf, const struct pcln *pcln, struct go_offsets *o)
 {
-	uint64_t allgs = gobin_symbol(bin, "runtime.allgs", NULL);
-	uint64_t allglen = gobin_symbol(bin, "runtime.allglen", NULL);
+	uint64_t allgs = elf_file_symbol(elf, "runtime.allgs", NULL);
+	uint64_t allglen = elf_file_symbol(elf, "runtime.allglen", NULL);
 	int rc;
 
 	if (allgs && allglen) {
 		o->globals_source = "symtab";
 	} else {
-		rc = goruntime_find_globals(bin, &allgs, &allglen);
+		rc = goruntime_find_globals(elf, pcln, &allgs, &allglen);
 		if (rc < 0)
-			return err_wrap(rc, "%s: cannot find runtime.allgs", bin->path);
+			return err_wrap(rc, "%s: cannot find runtime.allgs", elf->path);
 		o->globals_source = "disasm";
 	}
 	o->allgs = allgs;
@@ -184,25 +183,26 @@ static int load_globals(struct gobin *bin, struct go_offsets *o)
 	return 0;
 }
 
-int goruntime_load(struct gobin *bin)
+int goruntime_load(const struct elf_file *elf, const struct pcln *pcln, const struct dwarf *dwarf, int go_minor,
+		   struct go_offsets *out)
 {
 	struct go_offsets o;
 	int rc = -1;
 
-	if (bin->dwarf) {
-		rc = goruntime_from_dwarf(bin, &o);
+	if (dwarf) {
+		rc = goruntime_from_dwarf(dwarf, &o);
 		if (rc < 0)
 			err_clear();	/* fall back to the table */
 	}
 	if (rc < 0) {
-		rc = goruntime_table(bin->go_minor, &o);
+		rc = goruntime_table(go_minor, &o);
 		if (rc < 0)
 			return rc;
 	}
-	rc = load_globals(bin, &o);
+	rc = load_globals(elf, pcln, &o);
 	if (rc < 0)
 		return rc;
-	bin->offsets = o;
+	*out = o;
 	return 0;
 }
 

@@ -11,7 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct gobin;
+struct dwarf;
+struct elf_file;
+struct pcln;
 
 /* -1 marks a field this Go version does not have. */
 struct go_offsets {
@@ -43,20 +45,23 @@ enum {
 	G_DEAD = 6, G_COPYSTACK = 8, G_PREEMPTED = 9, G_SCAN = 0x1000,
 };
 
-/* Fills bin->offsets: struct offsets from DWARF if present else the table, and the
- * allgs/allglen addresses from the symbol table or, stripped, by decoding runtime
- * code. Returns 0 or a negative code (GLIMPSE_EUNSUP for a Go version with no table). */
-int goruntime_load(struct gobin *bin);
+/* Fills *out for an executable built by go1.<go_minor>: struct offsets from its
+ * DWARF if dwarf is not NULL (and has them) else the table, and the allgs/allglen
+ * addresses from elf's symbol table or, stripped, by decoding runtime code found
+ * through pcln. Returns 0 or a negative code (GLIMPSE_EUNSUP for a Go version
+ * with no table). */
+int goruntime_load(const struct elf_file *elf, const struct pcln *pcln, const struct dwarf *dwarf, int go_minor,
+		   struct go_offsets *out);
 /* The built-in table for go1.<minor>. Returns 0 or -GLIMPSE_EUNSUP. */
 int goruntime_table(int go_minor, struct go_offsets *out);
 /* Offsets read from DWARF types runtime.g, runtime.m, runtime.gobuf, runtime.stack.
  * Returns 0 or a negative code (e.g. no DWARF). Does not set allgs/allglen. */
-int goruntime_from_dwarf(const struct gobin *bin, struct go_offsets *out);
+int goruntime_from_dwarf(const struct dwarf *d, struct go_offsets *out);
 /* Stripped binaries: finds runtime.allgs and runtime.allglen by decoding runtime
  * functions that use them (runtime.allgadd, runtime.forEachG, ...; located through
  * the pclntab) and taking their RIP-relative operands, then sanity-checks them.
  * Implemented in goglobals.c. Returns 0 or a negative code. */
-int goruntime_find_globals(const struct gobin *bin, uint64_t *allgs, uint64_t *allglen);
+int goruntime_find_globals(const struct elf_file *elf, const struct pcln *pcln, uint64_t *allgs, uint64_t *allglen);
 /* "running", "waiting", ... for an atomicstatus value (scan bit ignored). */
 const char *gstatus_name(uint32_t status);
 /* The runtime's waitReasonStrings entry for this Go version, e.g. "chan receive";

@@ -142,7 +142,7 @@ static int list_funcs(const struct gobin *bin, const char *pattern)
 			continue;
 		matched++;
 		pcln_fileline(bin->pcln, f, f->entry, &file, &line);
-		if (disasm_probe_sites(bin, f, &ps) != 0)
+		if (disasm_probe_sites(bin->elf, f, &ps) != 0)
 			memset(&ps, 0, sizeof(ps));
 		if (json_output) {
 			json_obj(&j);

@@ -22,7 +22,7 @@
 
 #include "buf.h"
 #include "err.h"
-#include "gobin.h"
+#include "elffile.h"
 
 #define MAGIC_GO118 0xfffffff0u /* Go 1.18, 1.19 */
 #define MAGIC_GO120 0xfffffff1u /* Go 1.20 and later */
@@ -49,7 +49,8 @@ struct span {
 };
 
 struct pcln {
-	struct gobin *bin;
+	const struct elf_file *elf;
+	int go_minor; /* 19 for go1.19: FuncID numbering */
 	const uint8_t *tab; /* the section; the pcHeader is at tab[0] */
 	size_t len;
 	uint64_t addr; /* link-time address of the pcHeader */
@@ -60,6 +61,7 @@ struct pcln {
 	size_t files_end; /* same for filetab */
 	size_t nfiles;
 	uint64_t gofunc; /* moduledata.gofunc, 0 if unknown (no inline frames) */
+	uint64_t text_start, text_end; /* Go text: from the module data, end of the last function */
 	struct gofunc *funcs;
 	size_t nfuncs;
 	uint32_t *byname; /* hash of name → index + 1, built by the first pcln_lookup */
@@ -178,7 +180,7 @@ static bool moduledata_matches(const struct pcln *p, uint64_t md)
 	uint64_t v;
 
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
-		if (gobin_read_ptr(p->bin, md + checks[i].field, &v) || v != p->addr + checks[i].off)
+		if (elf_file_read_ptr(p->elf, md + checks[i].field, &v) || v != p->addr + checks[i].off)
 			return false;
 	return true;
 }
@@ -190,7 +192,7 @@ static uint64_t scan_data(const struct pcln *p, const char *section)
 	uint64_t addr;
 	size_t len;
 
-	data = gobin_section(p->bin, section, &addr, &len);
+	data = elf_file_section(p->elf, section, &addr, &len);
 	if (!data)
 		return 0;
 	for (size_t i = (8 - addr % 8) % 8; i + 8 <= len; i += 8)
@@ -206,7 +208,7 @@ static uint64_t scan_relocs(const struct pcln *p, const char *section)
 	uint64_t addr;
 	size_t len;
 
-	rela = gobin_section(p->bin, section, &addr, &len);
+	rela = elf_file_section(p->elf, section, &addr, &len);
 	if (!rela)
 		return 0;
 	for (size_t i = 0; i + sizeof(Elf64_Rela) <= len; i += sizeof(Elf64_Rela)) {
@@ -242,15 +244,15 @@ static int find_text(struct pcln *p, uint64_t *text)
 	int rc;
 
 	if (md) {
-		rc = gobin_read_ptr(p->bin, md + MD_TEXT, text);
+		rc = elf_file_read_ptr(p->elf, md + MD_TEXT, text);
 		if (!rc)
-			rc = gobin_read_ptr(p->bin, md + (p->go120 ? MD_GOFUNC_GO120 : MD_GOFUNC_GO118), &p->gofunc);
+			rc = elf_file_read_ptr(p->elf, md + (p->go120 ? MD_GOFUNC_GO120 : MD_GOFUNC_GO118), &p->gofunc);
 		if (rc)
 			return err_wrap(rc, "reading runtime.firstmoduledata");
 		return 0;
 	}
 	/* No module data: text start from the header (0 since Go 1.26), no inline tree. */
-	rc = gobin_read_ptr(p->bin, p->addr + 24, &hdr_text);
+	rc = elf_file_read_ptr(p->elf, p->addr + 24, &hdr_text);
 	if (rc || !hdr_text)
 		return err_set(GLIMPSE_ECORRUPT, "pclntab: cannot find the start of Go text "
 						 "(runtime.firstmoduledata not found)");
@@ -294,19 +296,20 @@ static int load_funcs(struct pcln *p, uint64_t text)
 	return 0;
 }
 
-/* Parses the pclntab of bin (located via .gopclntab / .data.rel.ro.gopclntab),
- * finds the module data and sets bin->text_start/text_end. On success *out is
- * owned by the caller (pcln_close). Returns 0 or a negative code. */
-int pcln_open(struct gobin *bin, struct pcln **out)
+/* Parses the pclntab of elf (located via .gopclntab / .data.rel.ro.gopclntab),
+ * built by go1.<go_minor>, and finds the module data. On success *out is owned by the caller
+ * (pcln_close) and reads elf, which must outlive it. Returns 0 or a negative code. */
+int pcln_open(const struct elf_file *elf, int go_minor, struct pcln **out)
 {
 	struct pcln *p = xcalloc(1, sizeof(*p));
 	uint64_t text = 0;
 	int rc;
 
-	p->bin = bin;
-	p->tab = gobin_section(bin, ".gopclntab", &p->addr, &p->len);
+	p->elf = elf;
+	p->go_minor = go_minor;
+	p->tab = elf_file_section(elf, ".gopclntab", &p->addr, &p->len);
 	if (!p->tab)
-		p->tab = gobin_section(bin, ".data.rel.ro.gopclntab", &p->addr, &p->len);
+		p->tab = elf_file_section(elf, ".data.rel.ro.gopclntab", &p->addr, &p->len);
 	if (!p->tab) {
 		rc = err_set(GLIMPSE_ENOTGO, "no .gopclntab section");
 		goto fail;
@@ -318,16 +321,23 @@ int pcln_open(struct gobin *bin, struct pcln **out)
 		rc = load_funcs(p, text);
 	if (rc)
 		goto fail;
-	bin->text_start = text;
-	bin->text_end = p->funcs[p->nfuncs - 1].end;
+	p->text_start = text;
+	p->text_end = p->funcs[p->nfuncs - 1].end;
 	*out = p;
 	return 0;
 fail:
 	pcln_close(p);
-	return err_wrap(rc, "%s", bin->path);
+	return err_wrap(rc, "%s", elf->path);
 }
 
-/* Frees p (not the gobin it came from). NULL is fine. */
+/* Start of Go text and the end of its last function, as link-time addresses. */
+void pcln_text(const struct pcln *p, uint64_t *start, uint64_t *end)
+{
+	*start = p->text_start;
+	*end = p->text_end;
+}
+
+/* Frees p (not the file it reads). NULL is fine. */
 void pcln_close(struct pcln *p)
 {
 	if (!p)
@@ -583,7 +593,7 @@ static int inlined_call(const struct pcln *p, uint64_t inltree, int32_t ix, cons
 	size_t size = p->go120 ? 16 : 20;
 	int rc;
 
-	rc = gobin_read(p->bin, inltree + (uint64_t)ix * size, ic, size);
+	rc = elf_file_read(p->elf, inltree + (uint64_t)ix * size, ic, size);
 	if (rc)
 		return err_wrap(rc, "reading inline tree entry %d", ix);
 	/* 1.20+: funcID, _[3], nameOff, parentPc, startLine.
@@ -640,9 +650,14 @@ bool pcln_is_wrapper(const struct pcln *p, uint8_t funcid)
 {
 	/* abi.FuncIDWrapper is the last FuncID; the list grew in 1.22 (corostart)
 	 * and 1.25 (runCleanups). */
-	int minor = p->bin->go_minor;
+	int minor = p->go_minor;
 
 	return funcid == (minor >= 25 ? 23 : minor >= 22 ? 22 : 21);
+}
+
+size_t pcln_footprint(const struct pcln *p)
+{
+	return sizeof(*p) + (p->nfuncs + 1) * sizeof(*p->funcs) + p->nbuckets * sizeof(*p->byname);
 }
 
 /* Number of entries in the file table (pcHeader.nfiles). */

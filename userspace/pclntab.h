@@ -2,7 +2,8 @@
  *
  * Works on stripped binaries: the pclntab is always present. Supports the
  * pclntab formats of Go 1.18 to 1.26 (magics 0xfffffff0 and 0xfffffff1).
- * Every string returned points into the mapped file and lives as long as the gobin.
+ * Every string returned points into the mapped file and lives as long as the
+ * elf_file it was opened on (in the model: as long as the gobin).
  */
 #ifndef GLIMPSE_PCLNTAB_H
 #define GLIMPSE_PCLNTAB_H
@@ -10,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct gobin;
+struct elf_file;
 struct pcln;
 
 struct gofunc {
@@ -30,10 +31,13 @@ struct pcln_frame {
 	uint8_t funcid;		/* FuncID of this (possibly inlined) function */
 };
 
-/* Parses the pclntab of bin (located via .gopclntab / .data.rel.ro.gopclntab or
- * the module data) and sets bin->text_start/text_end. Returns 0 or a negative code. */
-int pcln_open(struct gobin *bin, struct pcln **out);
+/* Parses the pclntab of elf (located via .gopclntab / .data.rel.ro.gopclntab or
+ * the module data), an executable built by go1.<go_minor> (the build info says
+ * which). elf must outlive *out. Returns 0 or a negative code. */
+int pcln_open(const struct elf_file *elf, int go_minor, struct pcln **out);
 void pcln_close(struct pcln *p);
+/* Link-time start of Go text (runtime.firstmoduledata.text) and end of the last function. */
+void pcln_text(const struct pcln *p, uint64_t *start, uint64_t *end);
 
 size_t pcln_nfuncs(const struct pcln *p);
 const struct gofunc *pcln_func(const struct pcln *p, size_t i);	/* sorted by entry */
@@ -56,5 +60,7 @@ int pcln_frames(const struct pcln *p, const struct gofunc *f, uint64_t pc, struc
 bool pcln_is_wrapper(const struct pcln *p, uint8_t funcid);
 /* Number of distinct source files. */
 size_t pcln_nfiles(const struct pcln *p);
+/* Bytes p has allocated (its tables point into the mapped file, not counted). */
+size_t pcln_footprint(const struct pcln *p);
 
 #endif

@@ -81,7 +81,7 @@ static const char *inlined_name(const struct gobin *bin, const regex_t *re)
 	size_t len = 0, i, start;
 
 	for (size_t k = 0; k < 2 && !tab; k++)
-		tab = gobin_section(bin, secs[k], &addr, &len);
+		tab = elf_file_section(bin->elf, secs[k], &addr, &len);
 	for (i = 0, start = 0; tab && i < len; i++) {
 		const char *s = (const char *)tab + start;
 		size_t n = i - start;
@@ -659,7 +659,7 @@ static void entry_site(const struct gobin *bin, const struct gofunc *f, const st
 	*pc = ps->body;
 	if (ps->frame_pointer && ps->body != ps->entry)
 		*flags |= PSF_FRAMED;
-	if (ps->body == ps->entry || disasm_walk(bin, f, find_emulated, &w) < 0)
+	if (ps->body == ps->entry || disasm_walk(bin->elf, f, find_emulated, &w) < 0)
 		return;
 	if (w.push) {
 		*pc = w.push;
@@ -700,7 +700,7 @@ int plan_func(const struct gobin *bin, const struct gofunc *f, const struct plan
 	memset(out, 0, sizeof(*out));
 	out->func = f;
 	out->name = f->name;
-	rc = disasm_probe_sites(bin, f, &ps);
+	rc = disasm_probe_sites(bin->elf, f, &ps);
 	if (rc)
 		return err_wrap(rc, "cannot place probes in %s", f->name);
 	entry_site(bin, f, &ps, &out->call_pc, &out->call.flags);

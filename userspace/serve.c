@@ -319,7 +319,7 @@ int serve_snapshot(struct serve *sv, pid_t pid, const struct snapshot_opts *o, s
 		goto out;
 	}
 	if (wo.reader != READ_VM && sv->reader)
-		wo.warm = sv->reader;
+		wo.bpf = sv->reader;
 	pthread_mutex_lock(&sv->reader_lock);
 	rc = snapshot_take(bin, pid, &wo, out);
 	pthread_mutex_unlock(&sv->reader_lock);

@@ -9,6 +9,7 @@
 #include "snapshot.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,17 +46,101 @@ static int64_t now_ns(clockid_t clk)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+#define TARGET_PAGE 4096u
+#define PAGE_CACHE_MAX 8192	/* pages kept per snapshot (32 MiB) */
+
+/* The target's pages read so far while decoding one snapshot: the variables of
+ * 10k goroutines point into the same heap pages and static strings again and
+ * again, and a process_vm_readv costs microseconds, so each page is read once,
+ * whole. Open addressing on the page address; data NULL marks an unreadable page. */
+struct page_cache {
+	struct cached_page {
+		uint64_t addr;		/* page address + 1 (0: empty slot) */
+		uint8_t *data;
+	} *slots;
+	size_t cap, n;
+	uint64_t reads;			/* process_vm_readv calls made */
+};
+
 /* Memory of the target as seen by the decoder: the goroutine's copied stack
- * first (consistent with its frames), then the live process. */
+ * first (consistent with its frames), then the live process through pages. */
 struct target_mem {
 	pid_t pid;
 	const struct raw_g *g;
+	struct page_cache *pages;	/* NULL: read the process directly every time */
 };
+
+static int read_process(struct target_mem *m, uint64_t addr, void *dst, size_t n)
+{
+	struct iovec local = { dst, n }, remote = { (void *)(uintptr_t)addr, n };
+
+	if (m->pages)
+		m->pages->reads++;
+	return process_vm_readv(m->pid, &local, 1, &remote, 1, 0) == (ssize_t)n ? 0 : -EFAULT;
+}
+
+static size_t page_slot(const struct page_cache *pc, uint64_t page)
+{
+	size_t i = (size_t)((page >> 12) * 0x9e3779b97f4a7c15ull >> 20) & (pc->cap - 1);
+
+	while (pc->slots[i].addr && pc->slots[i].addr != page + 1)
+		i = (i + 1) & (pc->cap - 1);
+	return i;
+}
+
+static void page_cache_grow(struct page_cache *pc)
+{
+	struct cached_page *old = pc->slots;
+	size_t oldcap = pc->cap;
+
+	pc->cap = oldcap ? 2 * oldcap : 1024;
+	pc->slots = xcalloc(pc->cap, sizeof(*pc->slots));
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].addr)
+			pc->slots[page_slot(pc, old[i].addr - 1)] = old[i];
+	free(old);
+}
+
+/* The cached copy of the page at page (NULL: unreadable), reading it on first use.
+ * Returns false when the cache is full and the page is not in it. */
+static bool page_get(struct target_mem *m, uint64_t page, const uint8_t **data)
+{
+	struct page_cache *pc = m->pages;
+	struct cached_page *e;
+
+	if (2 * (pc->n + 1) > pc->cap) {
+		if (pc->n >= PAGE_CACHE_MAX) {
+			e = &pc->slots[page_slot(pc, page)];
+			*data = e->data;
+			return e->addr != 0;
+		}
+		page_cache_grow(pc);
+	}
+	e = &pc->slots[page_slot(pc, page)];
+	if (!e->addr) {
+		e->addr = page + 1;
+		e->data = xmalloc(TARGET_PAGE);
+		if (read_process(m, page, e->data, TARGET_PAGE) != 0) {
+			free(e->data);
+			e->data = NULL;
+		}
+		pc->n++;
+	}
+	*data = e->data;
+	return true;
+}
+
+static void page_cache_free(struct page_cache *pc)
+{
+	for (size_t i = 0; i < pc->cap; i++)
+		free(pc->slots[i].data);
+	free(pc->slots);
+	memset(pc, 0, sizeof(*pc));
+}
 
 static int target_read(void *ctx, uint64_t addr, void *dst, size_t n)
 {
 	struct target_mem *m = ctx;
-	struct iovec local = { dst, n }, remote = { (void *)(uintptr_t)addr, n };
 
 	/* written so that a garbage addr near 2^64 cannot wrap around */
 	if (m->g && addr >= m->g->stack_addr && n <= m->g->stack_len &&
@@ -65,9 +150,22 @@ static int target_read(void *ctx, uint64_t addr, void *dst, size_t n)
 	}
 	if (n == 0)
 		return 0;
-	if (process_vm_readv(m->pid, &local, 1, &remote, 1, 0) != (ssize_t)n)
-		return -EFAULT;
-	return 0;
+	if (m->pages && n <= TARGET_PAGE && addr <= UINT64_MAX - n) {
+		uint64_t page = addr & ~(uint64_t)(TARGET_PAGE - 1), off = addr - page;
+		size_t first = n < TARGET_PAGE - off ? n : TARGET_PAGE - off;
+		const uint8_t *p, *q = NULL;
+
+		/* A value spans at most two pages; both must be readable. */
+		if (page_get(m, page, &p) && (first == n || page_get(m, page + TARGET_PAGE, &q))) {
+			if (!p || (first < n && !q))
+				return -EFAULT;
+			memcpy(dst, p + off, first);
+			if (first < n)
+				memcpy((uint8_t *)dst + first, q, n - first);
+			return 0;
+		}
+	}
+	return read_process(m, addr, dst, n);
 }
 
 static uint64_t rd64(const uint8_t *p, int off)
@@ -166,29 +264,129 @@ static const char *kind_of(const struct govar *v)
 	return v->is_result ? "result" : v->is_param ? "param" : "local";
 }
 
-/* Assembles var's bytes at lookup pc `pc` in the frame whose CFA is cfa; returns
- * NULL with *why set when the value is not available there. */
-static uint8_t *var_bytes(const struct snapshot *s, struct target_mem *m, const struct govar *v, uint64_t pc,
-			  uint64_t cfa, const char **why)
+/* What the model says about the frames at one pc: its inline expansion, the
+ * DWARF function and where each of its variables is. 10k goroutines stop at a
+ * few hundred distinct pcs, so a snapshot asks the pclntab and libdw once per
+ * pc, not once per frame. Each part is filled on first use. */
+struct pc_vars {
+	uint64_t pc;			/* run-time lookup pc + 1 (0: empty slot) */
+	bool located;			/* df and locs are set */
+	const struct dwfunc *df;	/* NULL: no DWARF function there */
+	struct varloc *locs;		/* df->nvars; npieces < 0: not live at pc */
+	int ninl;			/* inline frames (pcln_frames' result), 0: not expanded yet */
+	struct pcln_frame *inl;
+};
+
+struct pc_cache {
+	struct pc_vars *slots;
+	size_t cap, n;
+	struct unwind_cache frames;	/* function and frame size of each pc */
+};
+
+static struct pc_vars *pc_slot(struct pc_cache *c, uint64_t pc)
 {
-	struct varloc loc;
+	size_t i = (size_t)(pc * 0x9e3779b97f4a7c15ull >> 32) & (c->cap - 1);
+
+	while (c->slots[i].pc && c->slots[i].pc != pc + 1)
+		i = (i + 1) & (c->cap - 1);
+	return &c->slots[i];
+}
+
+/* The entry of run-time lookup pc, empty when new. */
+static struct pc_vars *pc_entry(struct pc_cache *c, uint64_t pc)
+{
+	struct pc_vars *e;
+
+	if (2 * (c->n + 1) > c->cap) {
+		struct pc_vars *old = c->slots;
+		size_t oldcap = c->cap;
+
+		c->cap = oldcap ? 2 * oldcap : 256;
+		c->slots = xcalloc(c->cap, sizeof(*c->slots));
+		for (size_t i = 0; i < oldcap; i++)
+			if (old[i].pc)
+				*pc_slot(c, old[i].pc - 1) = old[i];
+		free(old);
+	}
+	e = pc_slot(c, pc);
+	if (!e->pc) {
+		e->pc = pc + 1;
+		c->n++;
+	}
+	return e;
+}
+
+/* The inline frames of link-time pc tpc in f, innermost first, expanded once
+ * per snapshot; sets *n (pcln_frames' result: <= 0 on failure). */
+static const struct pcln_frame *pc_frames(const struct snapshot *s, struct pc_cache *c, const struct gofunc *f,
+					  uint64_t tpc, int *n)
+{
+	struct pc_vars *e = pc_entry(c, tpc + s->bias);
+
+	if (!e->ninl) {
+		struct pcln_frame inl[16];
+		int ni = pcln_frames(s->bin->pcln, f, tpc, inl, 16);
+
+		e->ninl = ni ? ni : -1;
+		if (ni > 0) {
+			e->inl = xmalloc(sizeof(*e->inl) * (size_t)ni);
+			memcpy(e->inl, inl, sizeof(*e->inl) * (size_t)ni);
+		}
+	}
+	*n = e->ninl;
+	return e->inl;
+}
+
+/* The variables of the frame at run-time lookup pc, located once per snapshot. */
+static const struct pc_vars *pc_vars_at(const struct snapshot *s, struct pc_cache *c, uint64_t pc)
+{
+	struct pc_vars *e = pc_entry(c, pc);
+
+	if (e->located)
+		return e;
+	e->located = true;
+	e->df = dwarf_func_by_pc(s->bin->dwarf, pc - s->bias);
+	if (!e->df || !e->df->nvars)
+		return e;
+	e->locs = xcalloc((size_t)e->df->nvars, sizeof(*e->locs));
+	for (int i = 0; i < e->df->nvars; i++)
+		if (dwarf_locate(s->bin->dwarf, &e->df->vars[i], pc - s->bias, &e->locs[i]) != 0)
+			e->locs[i].npieces = -1;
+	err_clear();
+	return e;
+}
+
+static void pc_cache_free(struct pc_cache *c)
+{
+	for (size_t i = 0; i < c->cap; i++) {
+		free(c->slots[i].locs);
+		free(c->slots[i].inl);
+	}
+	free(c->slots);
+	unwind_cache_free(&c->frames);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Assembles var's bytes from where loc says they are in the frame whose CFA is
+ * cfa; returns NULL with *why set when the value is not available there. */
+static uint8_t *var_bytes(const struct snapshot *s, struct target_mem *m, const struct govar *v,
+			  const struct varloc *loc, uint64_t cfa, const char **why)
+{
 	uint64_t size = v->type ? v->type->size : 0, at = 0;
 	uint8_t *bytes;
-	int rc;
 
 	if (!v->type || size == 0 || size > (1 << 20)) {
 		*why = size ? "too large" : "unknown type";
 		return NULL;
 	}
-	rc = dwarf_locate(s->bin->dwarf, v, pc - s->bias, &loc);
-	if (rc != 0) {
+	if (loc->npieces < 0) {
 		*why = "not live at this pc";
 		return NULL;
 	}
 	bytes = xcalloc(1, size);
-	for (int i = 0; i < loc.npieces; i++) {
-		const struct loc_piece *p = &loc.pieces[i];
-		uint64_t len = loc.npieces == 1 ? size : p->size, addr;
+	for (int i = 0; i < loc->npieces; i++) {
+		const struct loc_piece *p = &loc->pieces[i];
+		uint64_t len = loc->npieces == 1 ? size : p->size, addr;
 
 		if (at + len > size)
 			len = size - at;
@@ -216,10 +414,11 @@ static uint8_t *var_bytes(const struct snapshot *s, struct target_mem *m, const 
 	return bytes;
 }
 
-static void frame_vars(const struct snapshot *s, struct decoder *dec, struct target_mem *m, struct snap_frame *fr,
-		       uint64_t lookup_pc, uint64_t cfa)
+static void frame_vars(const struct snapshot *s, struct decoder *dec, struct target_mem *m, struct pc_cache *pcs,
+		       struct snap_frame *fr, uint64_t lookup_pc, uint64_t cfa)
 {
-	const struct dwfunc *df = dwarf_func_by_pc(s->bin->dwarf, lookup_pc - s->bias);
+	const struct pc_vars *pv = pc_vars_at(s, pcs, lookup_pc);
+	const struct dwfunc *df = pv->df;
 	struct buf val = { 0 };
 
 	if (!df || !df->nvars)
@@ -233,7 +432,7 @@ static void frame_vars(const struct snapshot *s, struct decoder *dec, struct tar
 		sv->name = v->name;
 		sv->kind = kind_of(v);
 		sv->type = v->type && v->type->name ? v->type->name : "?";
-		bytes = var_bytes(s, m, v, lookup_pc, cfa, &sv->unavailable);
+		bytes = var_bytes(s, m, v, &pv->locs[i], cfa, &sv->unavailable);
 		if (!bytes)
 			continue;
 		buf_reset(&val);
@@ -277,14 +476,15 @@ static const char *no_stack_reason(const struct raw_g *rg)
 	return "no saved stack";
 }
 
-static void build_goroutine(struct snapshot *s, struct decoder *dec, const struct raw_g *rg, struct snap_goroutine *g,
-			    const struct snapshot_opts *o, int64_t mono_to_real)
+/* Fills g from rg; m is the target's memory with rg's stack (dec reads through it too). */
+static void build_goroutine(struct snapshot *s, struct decoder *dec, struct target_mem *m, struct pc_cache *pcs,
+			    const struct raw_g *rg, struct snap_goroutine *g, const struct snapshot_opts *o,
+			    int64_t mono_to_real)
 {
 	const struct go_offsets *off = &s->bin->offsets;
 	const struct pcln *pcln = s->bin->pcln;
 	struct uframe uf[UNWIND_MAX_FRAMES];
 	struct snap_frame frames[MAX_FRAMES];
-	struct target_mem m = { s->pid, rg };
 	enum unwind_end end;
 	uint64_t gopc;
 	bool trap = rg->src == RAW_SRC_THREAD;
@@ -324,17 +524,19 @@ static void build_goroutine(struct snapshot *s, struct decoder *dec, const struc
 		}
 	}
 	if (off->g_labels >= 0)
-		g->labels = read_labels(s->bin, &m, rd64(rg->hdr, off->g_labels));
+		g->labels = read_labels(s->bin, m, rd64(rg->hdr, off->g_labels));
 
 	g->stack_note = no_stack_reason(rg);
 	if (g->stack_note)
 		return;
-	nuf = unwind(s->bin, s->bias, rg->ip, rg->sp, rg->stack, rg->stack_addr, rg->stack_len, uf, UNWIND_MAX_FRAMES, &end);
+	nuf = unwind_cached(s->bin, &pcs->frames, s->bias, rg->ip, rg->sp, rg->stack, rg->stack_addr, rg->stack_len, uf,
+			    UNWIND_MAX_FRAMES, &end);
 	if (end != UNWIND_DONE)
 		g->stack_note = unwind_end_name(end);
 	g->stack_hash = 14695981039346656037ull;
 	for (int i = 0; i < nuf && nfr < MAX_FRAMES; i++) {
-		struct pcln_frame inl[16];
+		const struct pcln_frame *inl;
+		struct pcln_frame unknown;
 		uint64_t link = uf[i].pc - s->bias;
 		/* Callers' pcs are return addresses: look up the call instruction. */
 		uint64_t tpc = (i == 0 && trap) || !uf[i].fn || link <= uf[i].fn->entry ? link : link - 1;
@@ -345,9 +547,11 @@ static void build_goroutine(struct snapshot *s, struct decoder *dec, const struc
 			frames[nfr++] = (struct snap_frame){ .func = "?", .file = "?", .pc = link };
 			continue;
 		}
-		ni = pcln_frames(pcln, uf[i].fn, tpc, inl, 16);
+		inl = pc_frames(s, pcs, uf[i].fn, tpc, &ni);
 		if (ni <= 0) {
-			inl[0] = (struct pcln_frame){ uf[i].fn->name, "?", 0, false, uf[i].fn->funcid };
+			err_clear();
+			unknown = (struct pcln_frame){ uf[i].fn->name, "?", 0, false, uf[i].fn->funcid };
+			inl = &unknown;
 			ni = 1;
 		}
 		for (int k = 0; k < ni && nfr < MAX_FRAMES; k++) {
@@ -364,7 +568,7 @@ static void build_goroutine(struct snapshot *s, struct decoder *dec, const struc
 			};
 			/* Variables belong to the physical frame (the outermost of its inline group). */
 			if (k == ni - 1 && o->vars && s->bin->dwarf && (o->runtime_vars || !runtime_frame(inl[k].func)))
-				frame_vars(s, dec, &m, &frames[nfr], tpc + s->bias, uf[i].cfa);
+				frame_vars(s, dec, m, pcs, &frames[nfr], tpc + s->bias, uf[i].cfa);
 			nfr++;
 		}
 	}
@@ -377,7 +581,10 @@ int snapshot_take(const struct gobin *bin, pid_t pid, const struct snapshot_opts
 {
 	struct raw_snapshot raw;
 	struct decoder dec;
-	struct target_mem m = { pid, NULL };
+	struct page_cache pages = { 0 };
+	struct pc_cache pcs = { 0 };
+	/* GLIMPSE_DECODE_NO_PAGES=1: every read a process_vm_readv (for comparison). */
+	struct target_mem m = { pid, NULL, getenv("GLIMPSE_DECODE_NO_PAGES") ? NULL : &pages };
 	int64_t t0, mono_to_real;
 	int rc;
 
@@ -389,10 +596,10 @@ int snapshot_take(const struct gobin *bin, pid_t pid, const struct snapshot_opts
 		return rc;
 	if (o->reader == READ_VM) {
 		rc = reader_vm_snapshot(pid, &bin->offsets, out->bias, &o->read, &raw);
-	} else if (o->warm && o->reader == READ_AUTO) {
-		rc = reader_snapshot_with(o->warm, pid, &bin->offsets, out->bias, &o->read, &raw);
-	} else if (o->warm) {
-		rc = reader_bpf_snapshot(o->warm, pid, &bin->offsets, out->bias, &o->read, &raw);
+	} else if (o->bpf && o->reader == READ_AUTO) {
+		rc = reader_snapshot_with(o->bpf, pid, &bin->offsets, out->bias, &o->read, &raw);
+	} else if (o->bpf) {
+		rc = reader_bpf_snapshot(o->bpf, pid, &bin->offsets, out->bias, &o->read, &raw);
 	} else if (o->reader == READ_BPF) {
 		struct reader_bpf *r;
 
@@ -429,8 +636,13 @@ int snapshot_take(const struct gobin *bin, pid_t pid, const struct snapshot_opts
 	out->gs = xcalloc(raw.n ? raw.n : 1, sizeof(*out->gs));
 	for (size_t i = 0; i < raw.n; i++) {
 		m.g = &raw.gs[i];
-		build_goroutine(out, &dec, &raw.gs[i], &out->gs[out->n++], o, mono_to_real);
+		build_goroutine(out, &dec, &m, &pcs, &raw.gs[i], &out->gs[out->n++], o, mono_to_real);
 	}
+	if (getenv("GLIMPSE_DECODE_PROFILE"))
+		fprintf(stderr, "decode: %zu goroutines, %" PRIu64 " process_vm_readv, %zu pages cached, %zu pcs\n",
+			out->n, pages.reads, pages.n, pcs.n);
+	page_cache_free(&pages);
+	pc_cache_free(&pcs);
 	raw_snapshot_free(&raw);
 	out->decode_us = (now_ns(CLOCK_MONOTONIC) - t0) / 1000;
 	return 0;
@@ -455,15 +667,11 @@ void snapshot_free(struct snapshot *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int store_stack(struct store *st, const struct snapshot *s, const struct snap_goroutine *g, int64_t *id)
+/* Inserts g's stack under hash with its frames; sets *id. */
+static int insert_stack(struct store *st, const struct snap_goroutine *g, const char *hash, int64_t *id)
 {
-	char hash[40];
 	int rc, top = -1;
 
-	snprintf(hash, sizeof(hash), "%016" PRIx64 "-%d", g->stack_hash ^ fnv(0, (uint64_t)g->nframes), g->nframes);
-	rc = store_run(st, "SELECT id FROM stacks WHERE hash = ?", id, "t", hash);
-	if (rc || *id)
-		return rc;
 	for (int f = 0; f < g->nframes && top < 0; f++) /* the innermost frame outside the runtime */
 		if (!go_runtime_frame(g->frames[f].func))
 			top = f;
@@ -477,6 +685,65 @@ static int store_stack(struct store *st, const struct snapshot *s, const struct 
 
 		rc = store_run(st, "INSERT INTO frames VALUES (?, ?, ?, ?, ?, ?, ?)", NULL, "iittiii", *id, (int64_t)f,
 			       fr->func, fr->file, (int64_t)fr->line, (int64_t)fr->pc, (int64_t)fr->inlined);
+	}
+	return rc;
+}
+
+/* The stacks.id of each distinct stack of one snapshot being stored: 10k
+ * goroutines share a few hundred stacks, so the store is asked once per stack. */
+struct stack_ids {
+	struct stack_id {
+		uint64_t key;	/* stack_hash ^ fnv(nframes), never 0 in a used slot */
+		int nframes;
+		int64_t id;
+	} *slots;
+	size_t cap, n;
+};
+
+static struct stack_id *stack_slot(struct stack_ids *m, uint64_t key, int nframes)
+{
+	size_t i = (size_t)(key * 0x9e3779b97f4a7c15ull >> 32) & (m->cap - 1);
+
+	while (m->slots[i].key && (m->slots[i].key != key || m->slots[i].nframes != nframes))
+		i = (i + 1) & (m->cap - 1);
+	return &m->slots[i];
+}
+
+/* The slot of (key, nframes), empty (key 0) if the stack is new; grows m as needed. */
+static struct stack_id *stack_lookup(struct stack_ids *m, uint64_t key, int nframes)
+{
+	if (2 * (m->n + 1) > m->cap) {
+		struct stack_id *old = m->slots;
+		size_t oldcap = m->cap;
+
+		m->cap = oldcap ? 2 * oldcap : 256;
+		m->slots = xcalloc(m->cap, sizeof(*m->slots));
+		for (size_t i = 0; i < oldcap; i++)
+			if (old[i].key)
+				*stack_slot(m, old[i].key, old[i].nframes) = old[i];
+		free(old);
+	}
+	return stack_slot(m, key ? key : 1, nframes);
+}
+
+static int store_stack(struct store *st, struct stack_ids *ids, const struct snap_goroutine *g, int64_t *id)
+{
+	uint64_t key = g->stack_hash ^ fnv(0, (uint64_t)g->nframes);
+	struct stack_id *slot = stack_lookup(ids, key, g->nframes);
+	char hash[40];
+	int rc;
+
+	if (slot->key) {
+		*id = slot->id;
+		return 0;
+	}
+	snprintf(hash, sizeof(hash), "%016" PRIx64 "-%d", key, g->nframes);
+	rc = store_run(st, "SELECT id FROM stacks WHERE hash = ?", id, "t", hash);
+	if (!rc && !*id)
+		rc = insert_stack(st, g, hash, id);
+	if (!rc) {
+		*slot = (struct stack_id){ .key = key ? key : 1, .nframes = g->nframes, .id = *id };
+		ids->n++;
 	}
 	return rc;
 }
@@ -515,9 +782,160 @@ static int64_t process_start_ns(pid_t pid)
 	return (int64_t)(boot_real + (double)ticks / (double)sysconf(_SC_CLK_TCK) + 0.5) * 1000000000;
 }
 
+/* ---- bulk inserts: ROWS_PER_INSERT rows per statement, values bound in place ---- */
+
+#define ROWS_PER_INSERT 32
+
+/* One row of goroutines (var NULL) or variables. */
+struct row {
+	const struct snap_goroutine *g;
+	int64_t stack;			/* goroutines: stacks.id, 0 for none */
+	int depth;			/* variables: frame depth */
+	const struct snap_var *var;
+};
+
+struct table_rows {
+	const char *head;		/* INSERT ... VALUES */
+	int ncols;
+	void (*bind)(sqlite3_stmt *s, int at, int64_t snapshot, const struct row *r);
+	char one[256], many[ROWS_PER_INSERT * 48];	/* the statement for one row and for ROWS_PER_INSERT */
+};
+
+/* Rows of one table waiting to be inserted. */
+struct rows {
+	struct store *st;
+	int64_t snapshot;
+	struct table_rows *table;
+	int n;
+	struct row pending[ROWS_PER_INSERT];
+};
+
+static void bind_text(sqlite3_stmt *s, int at, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, at, v, -1, SQLITE_STATIC); /* the snapshot outlives the step */
+	else
+		sqlite3_bind_null(s, at);
+}
+
+/* 0 binds NULL */
+static void bind_nonzero(sqlite3_stmt *s, int at, int64_t v)
+{
+	if (v)
+		sqlite3_bind_int64(s, at, v);
+	else
+		sqlite3_bind_null(s, at);
+}
+
+static void bind_goroutine(sqlite3_stmt *s, int at, int64_t snapshot, const struct row *r)
+{
+	const struct snap_goroutine *g = r->g;
+
+	sqlite3_bind_int64(s, at, snapshot);
+	sqlite3_bind_int64(s, at + 1, (int64_t)g->goid);
+	bind_text(s, at + 2, gstatus_name(g->status));
+	bind_text(s, at + 3, g->wait_reason);
+	bind_nonzero(s, at + 4, g->wait_since_ns);
+	bind_text(s, at + 5, g->created_by);
+	bind_text(s, at + 6, g->created_at);
+	bind_nonzero(s, at + 7, (int64_t)g->parent_goid);
+	bind_text(s, at + 8, g->labels);
+	bind_nonzero(s, at + 9, (int64_t)g->thread);
+	bind_nonzero(s, at + 10, r->stack);
+	bind_text(s, at + 11, g->stack_note);
+	sqlite3_bind_int64(s, at + 12, (int64_t)g->torn);
+}
+
+static void bind_variable(sqlite3_stmt *s, int at, int64_t snapshot, const struct row *r)
+{
+	sqlite3_bind_int64(s, at, snapshot);
+	sqlite3_bind_int64(s, at + 1, (int64_t)r->g->goid);
+	sqlite3_bind_int64(s, at + 2, r->depth);
+	bind_text(s, at + 3, r->var->name);
+	bind_text(s, at + 4, r->var->kind);
+	bind_text(s, at + 5, r->var->type);
+	bind_text(s, at + 6, r->var->value);
+	sqlite3_bind_int64(s, at + 7, (int64_t)r->var->truncated);
+}
+
+static struct table_rows goroutine_rows = { "INSERT OR REPLACE INTO goroutines VALUES ", 13, bind_goroutine, "", "" };
+static struct table_rows variable_rows = { "INSERT INTO variables VALUES ", 8, bind_variable, "", "" };
+
+static void build_sql(struct table_rows *t)
+{
+	struct buf b = { 0 };
+
+	for (int r = 0; r < ROWS_PER_INSERT; r++) {
+		buf_puts(&b, r ? ", (" : "(");
+		for (int c = 0; c < t->ncols; c++)
+			buf_puts(&b, c ? ", ?" : "?");
+		buf_putc(&b, ')');
+		if (r == 0)
+			snprintf(t->one, sizeof(t->one), "%s%s", t->head, buf_str(&b));
+	}
+	snprintf(t->many, sizeof(t->many), "%s%s", t->head, buf_str(&b));
+	buf_free(&b);
+}
+
+static void build_all_sql(void)
+{
+	build_sql(&goroutine_rows);
+	build_sql(&variable_rows);
+}
+
+/* Inserts the pending rows: one statement for a full batch, else row by row. */
+static int rows_flush(struct rows *rs)
+{
+	const struct table_rows *t = rs->table;
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (!rs->n)
+		return 0;
+	if (rs->n == ROWS_PER_INSERT) {
+		s = store_prepare(rs->st, t->many);
+		if (!s)
+			return -EIO;
+		for (int i = 0; i < rs->n; i++)
+			t->bind(s, 1 + i * t->ncols, rs->snapshot, &rs->pending[i]);
+		rc = store_step(rs->st, s);
+	} else {
+		s = store_prepare(rs->st, t->one);
+		if (!s)
+			return -EIO;
+		for (int i = 0; !rc && i < rs->n; i++) {
+			t->bind(s, 1, rs->snapshot, &rs->pending[i]);
+			rc = store_step(rs->st, s);
+		}
+	}
+	rs->n = 0;
+	return rc;
+}
+
+static int rows_add(struct rows *rs, const struct row *r)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, build_all_sql);
+	rs->pending[rs->n++] = *r;
+	return rs->n == ROWS_PER_INSERT ? rows_flush(rs) : 0;
+}
+
+static int cmp_goid(const void *a, const void *b)
+{
+	const struct snap_goroutine *x = *(const struct snap_goroutine *const *)a;
+	const struct snap_goroutine *y = *(const struct snap_goroutine *const *)b;
+
+	return x->goid < y->goid ? -1 : x->goid > y->goid;
+}
+
 int snapshot_store(struct store *st, struct snapshot *s)
 {
 	const struct gobin *bin = s->bin;
+	struct stack_ids stacks = { 0 };
+	struct rows grows = { st, 0, &goroutine_rows, 0, { { 0 } } };
+	struct rows vrows = { st, 0, &variable_rows, 0, { { 0 } } };
+	const struct snap_goroutine **order;
 	char host[256] = "";
 	int64_t proc = 0, id;
 	int rc;
@@ -540,28 +958,31 @@ int snapshot_store(struct store *st, struct snapshot *s)
 			       " VALUES (?, ?, ?, ?, ?, ?, ?)",
 			       &s->id, "iiiitii", proc, s->taken_at, s->duration_us, s->decode_us, s->reader,
 			       (int64_t)s->n, (int64_t)s->torn);
+	grows.snapshot = vrows.snapshot = s->id;
+	/* In goid order: the goroutines primary key and the variables index by
+	 * goroutine then grow at their right edge instead of all over the tree. */
+	order = xmalloc(sizeof(struct snap_goroutine *) * (s->n ? s->n : 1));
+	for (size_t i = 0; i < s->n; i++)
+		order[i] = &s->gs[i];
+	qsort(order, s->n, sizeof(struct snap_goroutine *), cmp_goid);
 	for (size_t i = 0; !rc && i < s->n; i++) {
-		const struct snap_goroutine *g = &s->gs[i];
+		const struct snap_goroutine *g = order[i];
 		int64_t stack = 0;
 
 		if (g->nframes)
-			rc = store_stack(st, s, g, &stack);
+			rc = store_stack(st, &stacks, g, &stack);
 		if (!rc)
-			rc = store_run(st,
-				       "INSERT OR REPLACE INTO goroutines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-				       NULL, "iittzttztzzti", s->id, (int64_t)g->goid, gstatus_name(g->status),
-				       g->wait_reason, g->wait_since_ns, g->created_by, g->created_at,
-				       (int64_t)g->parent_goid, g->labels, (int64_t)g->thread, stack, g->stack_note,
-				       (int64_t)g->torn);
+			rc = rows_add(&grows, &(struct row){ .g = g, .stack = stack });
 		for (int f = 0; !rc && f < g->nframes; f++)
-			for (int v = 0; !rc && v < g->frames[f].nvars; v++) {
-				const struct snap_var *sv = &g->frames[f].vars[v];
-
-				rc = store_run(st, "INSERT INTO variables VALUES (?, ?, ?, ?, ?, ?, ?, ?)", NULL, "iiitttti",
-					       s->id, (int64_t)g->goid, (int64_t)f, sv->name, sv->kind, sv->type,
-					       sv->value, (int64_t)sv->truncated);
-			}
+			for (int v = 0; !rc && v < g->frames[f].nvars; v++)
+				rc = rows_add(&vrows, &(struct row){ .g = g, .depth = f, .var = &g->frames[f].vars[v] });
 	}
+	if (!rc)
+		rc = rows_flush(&grows);
+	if (!rc)
+		rc = rows_flush(&vrows);
+	free(stacks.slots);
+	free(order);
 	if (rc) {
 		store_rollback(st);
 		s->id = 0;

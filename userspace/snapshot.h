@@ -27,9 +27,10 @@ struct snapshot_opts {
 	bool vars;			/* decode variables (needs DWARF) */
 	bool runtime_vars;		/* also in frames of the runtime and internal packages */
 	enum reader_choice reader;
+	struct reader_bpf *bpf;		/* a BPF reader the caller keeps loaded (the server): used
+					 * for READ_AUTO and READ_BPF instead of loading one */
 	struct read_limits read;
 	struct decode_limits decode;
-	struct reader_bpf *warm;	/* a BPF reader loaded once and reused (the server's), or NULL */
 };
 
 struct snap_var {
@@ -86,10 +87,16 @@ struct snapshot {
 
 void snapshot_opts_default(struct snapshot_opts *o);
 /* Takes a snapshot of process pid, whose binary model is bin. Returns 0 or a
- * negative code (the process is never stopped or written to either way). */
+ * negative code (the process is never stopped or written to either way).
+ * Decoding reads each page of the target's memory once per snapshot (whole, with
+ * one process_vm_readv) and locates each pc's variables once. Environment:
+ * GLIMPSE_DECODE_PROFILE=1 prints the reads, pages and pcs of each decode,
+ * GLIMPSE_DECODE_NO_PAGES=1 reads every value with its own process_vm_readv. */
 int snapshot_take(const struct gobin *bin, pid_t pid, const struct snapshot_opts *o, struct snapshot *out);
 void snapshot_free(struct snapshot *s);
-/* Writes s into the store in one transaction; sets s->id. */
+/* Writes s into the store in one transaction; sets s->id. Goroutines go in goid
+ * order, 32 rows per INSERT, values bound in place, each distinct stack looked
+ * up once. */
 int snapshot_store(struct store *st, struct snapshot *s);
 /* Text like pprof's debug=1: goroutines grouped by identical stack, with variables per frame. */
 void snapshot_text(const struct snapshot *s, struct buf *out);

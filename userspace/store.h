@@ -17,9 +17,11 @@
 
 struct store;
 
-/* Opens (creating if missing) a glimpse database at path. A corrupt file, a
- * database that is not glimpse's, or one from a newer glimpse gives a negative code
- * and a message, and the file is left untouched. */
+/* Opens (creating if missing) a glimpse database at path for writing. A corrupt
+ * file, a database that is not glimpse's, or one from a newer glimpse gives a
+ * negative code and a message, and the file is left untouched. The connection
+ * is opened without SQLite's own locking (SQLITE_OPEN_NOMUTEX): one thread at a
+ * time may use it. */
 int store_open(const char *path, struct store **out);
 /* Opens an existing database read-only (SQLITE_OPEN_READONLY + query_only). */
 int store_open_readonly(const char *path, struct store **out);
@@ -38,6 +40,13 @@ void store_rollback(struct store *st);
  * If id is not NULL it receives sqlite3_last_insert_rowid (for INSERT) or the first
  * column of the first row (for SELECT; 0 if no row). Returns 0 or a negative code. */
 int store_run(struct store *st, const char *sql, int64_t *id, const char *types, ...);
+
+/* For bulk inserts that bind values themselves (sqlite3_bind_*, no copies): the
+ * cached statement for sql (same caching as store_run), or NULL with a message.
+ * Bind every parameter, then store_step. */
+sqlite3_stmt *store_prepare(struct store *st, const char *sql);
+/* Runs s to its first row or its end and resets it. Returns 0 or a negative code. */
+int store_step(struct store *st, sqlite3_stmt *s);
 
 /* Message for a failed SQLite call on db, recorded with err_set; returns the code. */
 int store_error(sqlite3 *db, int rc, const char *what);

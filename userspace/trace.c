@@ -14,7 +14,7 @@
 #ifndef ENOTSUPP
 #define ENOTSUPP 524 /* the kernel's, not in userspace headers */
 #endif
-#include <gelf.h>
+#include <elf.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -352,17 +352,13 @@ size_t trace_nsites(const struct trace *t)
 /* File offset of link-time address addr (what uprobes are placed by). */
 static int file_offset(const struct gobin *bin, uint64_t addr, uint64_t *off)
 {
-	size_t n;
+	for (size_t i = 0; i < bin->elf->nloads; i++) {
+		const struct elf_segment *ph = &bin->elf->loads[i];
 
-	if (elf_getphdrnum(bin->elf, &n) != 0)
-		return err_set(GLIMPSE_ECORRUPT, "%s: no program headers", bin->path);
-	for (size_t i = 0; i < n; i++) {
-		GElf_Phdr ph;
-
-		if (!gelf_getphdr(bin->elf, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
+		if (!(ph->flags & PF_X))
 			continue;
-		if (addr >= ph.p_vaddr && addr < ph.p_vaddr + ph.p_filesz) {
-			*off = addr - ph.p_vaddr + ph.p_offset;
+		if (addr >= ph->vaddr && addr < ph->vaddr + ph->filesz) {
+			*off = addr - ph->vaddr + ph->offset;
 			return 0;
 		}
 	}

@@ -6,6 +6,7 @@
 #ifndef GLIMPSE_UNWIND_H
 #define GLIMPSE_UNWIND_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct gobin;
@@ -34,6 +35,20 @@ enum unwind_end {
  * Writes up to max frames to out and returns how many; *end says why it stopped. */
 int unwind(const struct gobin *bin, uint64_t bias, uint64_t pc, uint64_t sp, const uint8_t *stack,
 	   uint64_t stack_addr, uint64_t stack_len, struct uframe *out, int max, enum unwind_end *end);
+
+/* What unwind learnt about each pc (its function and frame size), for walking
+ * many stacks of one binary: 10k goroutines share a few hundred pcs, and each
+ * pcsp table is then decoded once. A zeroed struct is empty; one thread at a
+ * time; unwind_cache_free frees it. */
+struct unwind_cache {
+	struct unwind_pc *slots;
+	size_t cap, n;
+};
+/* unwind, remembering in c (NULL: no cache). */
+int unwind_cached(const struct gobin *bin, struct unwind_cache *c, uint64_t bias, uint64_t pc, uint64_t sp,
+		  const uint8_t *stack, uint64_t stack_addr, uint64_t stack_len, struct uframe *out, int max,
+		  enum unwind_end *end);
+void unwind_cache_free(struct unwind_cache *c);
 const char *unwind_end_name(enum unwind_end e);
 
 #endif

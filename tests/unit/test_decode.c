@@ -129,7 +129,7 @@ static int start_all(void **state)
 			p->pid = spawn(path);
 			if (p->pid < 0 || gobin_bias(p->bin, p->pid, &p->bias) < 0)
 				return -1;
-			sym = gobin_symbol(p->bin, "main.vals", NULL);
+			sym = elf_file_symbol(p->bin->elf, "main.vals", NULL);
 			p->values = dwarf_type_by_name(p->bin->dwarf, "main.Values");
 			if (!sym || !p->values) {
 				fprintf(stderr, "%s: no main.vals or main.Values\n", p->name);
@@ -489,7 +489,7 @@ static void test_decode_whole_value_with_default_limits(void **state)
 	for (int i = 0; i < nprocs; i++) {
 		struct proc *p = &procs[i];
 		const struct gotype *t = dwarf_type_by_name(p->bin->dwarf, "*main.Values");
-		uint64_t sym = gobin_symbol(p->bin, "main.vals", NULL) + p->bias;
+		uint64_t sym = elf_file_symbol(p->bin->elf, "main.vals", NULL) + p->bias;
 		struct buf out = {0};
 		struct decoder d;
 		bool truncated;

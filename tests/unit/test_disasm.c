@@ -18,8 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <capstone/capstone.h>
-#include <gelf.h>
-#include <libelf.h>
+#include <elf.h>
 
 #include "disasm.h"
 #include "err.h"
@@ -55,7 +54,7 @@ static uint8_t byte_at(const struct gobin *bin, uint64_t addr)
 {
 	uint8_t b = 0;
 
-	assert_int_equal(gobin_read(bin, addr, &b, 1), 0);
+	assert_int_equal(elf_file_read(bin->elf, addr, &b, 1), 0);
 	return b;
 }
 
@@ -91,7 +90,7 @@ static int prologue_sp(const struct gobin *bin, const struct gofunc *f, const st
 {
 	struct push_walk w = { .body = ps->body, .pushed = false };
 
-	assert_true(disasm_walk(bin, f, find_push_bp, &w) >= 0);
+	assert_true(disasm_walk(bin->elf, f, find_push_bp, &w) >= 0);
 	return ps->frame_size + (w.pushed ? 8 : 0);
 }
 
@@ -115,7 +114,7 @@ static void check_body_is_past_prologue(const struct gobin *bin, const struct pr
 {
 	uint8_t b[4];
 
-	assert_int_equal(gobin_read(bin, ps->body, b, sizeof(b)), 0);
+	assert_int_equal(elf_file_read(bin->elf, ps->body, b, sizeof(b)), 0);
 	assert_false((b[0] == 0x49 || b[0] == 0x4d) && b[1] == 0x3b && b[2] == 0x66 && b[3] == 0x10);
 	assert_int_not_equal(b[0], 0x55);
 	assert_false(b[0] == 0x48 && b[1] == 0x89 && b[2] == 0xe5);
@@ -127,25 +126,12 @@ static void check_body_is_past_prologue(const struct gobin *bin, const struct pr
 /* Link-time address of a section, from the section headers. */
 static uint64_t section_addr(const struct gobin *bin, const char *name, uint64_t *size)
 {
-	Elf *elf = bin->elf;
-	Elf_Scn *scn = NULL;
-	size_t shstrndx;
+	const struct elf_section *sh = elf_file_find_section(bin->elf, name);
 
-	assert_int_equal(elf_getshdrstrndx(elf, &shstrndx), 0);
-	while ((scn = elf_nextscn(elf, scn)) != NULL) {
-		GElf_Shdr sh;
-		const char *n;
-
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		n = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (n && strcmp(n, name) == 0) {
-			*size = sh.sh_size;
-			return sh.sh_addr;
-		}
-	}
-	fail_msg("%s: no section %s", bin->path, name);
-	return 0;
+	if (!sh)
+		fail_msg("%s: no section %s", bin->path, name);
+	*size = sh->size;
+	return sh->addr;
 }
 
 /* Where sym of the plain build lies in the stripped build: same offset in the
@@ -176,7 +162,7 @@ static void test_handle_probe_site_is_after_stack_check_and_frame(void **state)
 			const struct gofunc *f = must_find(bin, "main.Handle");
 			struct probe_sites ps;
 
-			assert_int_equal(disasm_probe_sites(bin, f, &ps), 0);
+			assert_int_equal(disasm_probe_sites(bin->elf, f, &ps), 0);
 			assert_int_equal(ps.entry, f->entry);
 			assert_true(ps.stack_check);
 			assert_true(ps.frame_pointer);
@@ -202,7 +188,7 @@ static void test_parked_worker_big_frame_prologue(void **state)
 			const struct gofunc *f = must_find(bin, "main.parkedWorker");
 			struct probe_sites ps;
 
-			assert_int_equal(disasm_probe_sites(bin, f, &ps), 0);
+			assert_int_equal(disasm_probe_sites(bin->elf, f, &ps), 0);
 			assert_true(ps.stack_check);
 			assert_true(ps.frame_pointer);
 			assert_true(ps.frame_size > 128);
@@ -225,7 +211,7 @@ static void test_frameless_leaf_probe_site_is_entry(void **state)
 			const struct gofunc *f = must_find(bin, "runtime.memequal64");
 			struct probe_sites ps;
 
-			assert_int_equal(disasm_probe_sites(bin, f, &ps), 0);
+			assert_int_equal(disasm_probe_sites(bin->elf, f, &ps), 0);
 			assert_false(ps.stack_check);
 			assert_false(ps.frame_pointer);
 			assert_int_equal(ps.frame_size, 0);
@@ -245,9 +231,9 @@ static void test_rip_refs_of_handle_include_main_calls(void **state)
 		for (int fl = 0; fl < NFLAVOURS; fl++) {
 			const struct gobin *bin = bins[v][fl];
 			const struct gofunc *f = must_find(bin, "main.Handle");
-			uint64_t calls = gobin_symbol(bins[v][fl == STRIPPED ? PLAIN : fl], "main.calls", NULL);
+			uint64_t calls = elf_file_symbol(bins[v][fl == STRIPPED ? PLAIN : fl]->elf, "main.calls", NULL);
 			uint64_t refs[64], one;
-			int n = disasm_rip_refs(bin, f, refs, 64), i;
+			int n = disasm_rip_refs(bin->elf, f, refs, 64), i;
 
 			assert_int_not_equal(calls, 0);
 			if (fl == STRIPPED)
@@ -258,7 +244,7 @@ static void test_rip_refs_of_handle_include_main_calls(void **state)
 			for (int j = 0; j < n; j++)
 				for (int k = j + 1; k < n; k++)
 					assert_true(refs[j] != refs[k]);
-			assert_int_equal(disasm_rip_refs(bin, f, &one, 1), 1);
+			assert_int_equal(disasm_rip_refs(bin->elf, f, &one, 1), 1);
 			assert_int_equal(one, refs[0]);
 		}
 	}
@@ -279,7 +265,7 @@ static void sweep_binary(const struct gobin *bin, struct sweep *s, bool verbose)
 	for (size_t i = 0; i < n; i++) {
 		const struct gofunc *f = pcln_func(bin->pcln, i);
 		struct probe_sites ps;
-		int rc = disasm_probe_sites(bin, f, &ps);
+		int rc = disasm_probe_sites(bin->elf, f, &ps);
 
 		if (rc)
 			fail_msg("%s: %s: %s", bin->path, f->name, err_msg(rc));
@@ -351,15 +337,15 @@ static void test_find_globals_matches_symtab(void **state)
 		const struct gobin *plain = bins[v][PLAIN], *stripped = bins[v][STRIPPED], *pie = bins[v][PIE];
 		uint64_t allgs, allglen, want_allgs, want_allglen;
 
-		want_allgs = gobin_symbol(plain, "runtime.allgs", NULL);
-		want_allglen = gobin_symbol(plain, "runtime.allglen", NULL);
+		want_allgs = elf_file_symbol(plain->elf, "runtime.allgs", NULL);
+		want_allglen = elf_file_symbol(plain->elf, "runtime.allglen", NULL);
 		assert_int_not_equal(want_allgs, 0);
-		assert_int_equal(goruntime_find_globals(plain, &allgs, &allglen), 0);
+		assert_int_equal(goruntime_find_globals(plain->elf, plain->pcln, &allgs, &allglen), 0);
 		assert_int_equal(allgs, want_allgs);
 		assert_int_equal(allglen, want_allglen);
 
 		assert_false(stripped->has_symtab);
-		assert_int_equal(goruntime_find_globals(stripped, &allgs, &allglen), 0);
+		assert_int_equal(goruntime_find_globals(stripped->elf, stripped->pcln, &allgs, &allglen), 0);
 		assert_int_equal(allgs, in_stripped(plain, stripped, want_allgs));
 		assert_int_equal(allglen, in_stripped(plain, stripped, want_allglen));
 		fprintf(stderr, "  go1.%d: allgs 0x%llx allglen 0x%llx (allglen - allgs = 0x%llx)%s\n", versions[v],
@@ -367,9 +353,9 @@ static void test_find_globals_matches_symtab(void **state)
 			(unsigned long long)(want_allglen - want_allgs),
 			allgs == want_allgs ? "" : "; stripped build's data is shifted");
 
-		assert_int_equal(goruntime_find_globals(pie, &allgs, &allglen), 0);
-		assert_int_equal(allgs, gobin_symbol(pie, "runtime.allgs", NULL));
-		assert_int_equal(allglen, gobin_symbol(pie, "runtime.allglen", NULL));
+		assert_int_equal(goruntime_find_globals(pie->elf, pie->pcln, &allgs, &allglen), 0);
+		assert_int_equal(allgs, elf_file_symbol(pie->elf, "runtime.allgs", NULL));
+		assert_int_equal(allglen, elf_file_symbol(pie->elf, "runtime.allglen", NULL));
 	}
 }
 
@@ -404,7 +390,7 @@ static void test_debian_go_commands(void **state)
 		if (rc)
 			fail_msg("%s: %s", paths[i], err_msg(rc));
 		assert_false(bin->has_symtab);
-		assert_int_equal(goruntime_find_globals(bin, &allgs, &allglen), 0);
+		assert_int_equal(goruntime_find_globals(bin->elf, bin->pcln, &allgs, &allglen), 0);
 		assert_string_equal(section_of(bin, allgs), ".bss");
 		assert_string_equal(section_of(bin, allglen), ".noptrbss");
 		fprintf(stderr, "  %s (%s): allgs 0x%llx in .bss, allglen 0x%llx in .noptrbss\n", paths[i],

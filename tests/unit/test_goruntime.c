@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include <gelf.h>
-#include <libelf.h>
+#include <elf.h>
 
 #include "buf.h"
 #include "err.h"
@@ -65,7 +64,7 @@ static void test_table_equals_dwarf_for_every_version_and_field(void **state)
 
 			if (fl == STRIPPED)
 				continue;
-			assert_int_equal(goruntime_from_dwarf(bins[v][fl], &dw), 0);
+			assert_int_equal(goruntime_from_dwarf(bins[v][fl]->dwarf, &dw), 0);
 			assert_string_equal(dw.source, "dwarf");
 			assert_int_equal(goruntime_table(versions[v], &tab), 0);
 			assert_string_equal(tab.source, "table");
@@ -139,17 +138,11 @@ static void test_table_rejects_unsupported_versions(void **state)
 
 static uint64_t section_addr(const struct gobin *bin, const char *name)
 {
-	Elf *elf = bin->elf;
-	Elf_Scn *scn = NULL;
-	GElf_Shdr sh;
-	size_t shstrndx;
+	const struct elf_section *sh = elf_file_find_section(bin->elf, name);
 
-	assert_int_equal(elf_getshdrstrndx(elf, &shstrndx), 0);
-	while ((scn = elf_nextscn(elf, scn)))
-		if (gelf_getshdr(scn, &sh) && !strcmp(elf_strptr(elf, shstrndx, sh.sh_name), name))
-			return sh.sh_addr;
-	fail_msg("%s: no section %s", bin->path, name);
-	return 0;
+	if (!sh)
+		fail_msg("%s: no section %s", bin->path, name);
+	return sh->addr;
 }
 
 static void test_load_takes_dwarf_or_table_and_symtab_or_disasm(void **state)

@@ -79,7 +79,7 @@ static void check_known_function(const struct gobin *bin, const char *name, cons
 	assert_int_equal(line, source_line(decl, 0));
 	/* with a symbol table, the pclntab agrees with it */
 	if (bin->has_symtab)
-		assert_int_equal(gobin_symbol(bin, name, NULL), f->entry);
+		assert_int_equal(elf_file_symbol(bin->elf, name, NULL), f->entry);
 }
 
 /* pcHeader.textStart (relocated in PIE builds) agrees with the module data's
@@ -88,9 +88,9 @@ static void check_header_text_start(const struct gobin *bin)
 {
 	uint64_t addr, text;
 
-	if (!gobin_section(bin, ".gopclntab", &addr, NULL))
-		assert_non_null(gobin_section(bin, ".data.rel.ro.gopclntab", &addr, NULL));
-	assert_int_equal(gobin_read_ptr(bin, addr + 24, &text), 0);
+	if (!elf_file_section(bin->elf, ".gopclntab", &addr, NULL))
+		assert_non_null(elf_file_section(bin->elf, ".data.rel.ro.gopclntab", &addr, NULL));
+	assert_int_equal(elf_file_read_ptr(bin->elf, addr + 24, &text), 0);
 	assert_int_equal(text, bin->go_minor >= 26 ? 0 : bin->text_start);
 }
 
@@ -113,7 +113,7 @@ static void test_pclntab_finds_main_functions_in_every_fixture(void **state)
 			assert_true(pcln_nfuncs(bin->pcln) > 1000);
 			assert_true(pcln_nfiles(bin->pcln) > 100);
 			if (bin->has_symtab)
-				assert_int_equal(gobin_symbol(bin, "runtime.text", NULL), bin->text_start);
+				assert_int_equal(elf_file_symbol(bin->elf, "runtime.text", NULL), bin->text_start);
 			check_header_text_start(bin);
 			text[fl] = bin->text_start;
 			gobin_close(bin);
@@ -303,9 +303,9 @@ static uint32_t rnd(uint64_t *s)
 	return (uint32_t)(*s >> 33);
 }
 
-/* An opened stripped fixture whose image the tests damage: bin->map points at a
- * private copy (gobin_section and gobin_read read through bin->map), so pcln_open
- * can be run again and again on damaged bytes. */
+/* An opened stripped fixture whose image the tests damage: bin->elf->map points
+ * at a private copy (elf_file_section and elf_file_read read through it), so
+ * pcln_open can be run again and again on damaged bytes. */
 struct damaged {
 	struct gobin *bin;
 	const uint8_t *orig;
@@ -326,15 +326,15 @@ static int damaged_setup(void **state)
 	if (!path || !d)
 		return -1;
 	d->bin = open_fixture(path);
-	d->orig = d->bin->map;
-	sec = gobin_section(d->bin, ".gopclntab", NULL, &d->len);
+	d->orig = d->bin->elf->map;
+	sec = elf_file_section(d->bin->elf, ".gopclntab", NULL, &d->len);
 	if (!sec)
 		return -1;
 	d->off = sec - d->orig;
-	d->copy = malloc(d->bin->size);
+	d->copy = malloc(d->bin->elf->size);
 	if (!d->copy)
 		return -1;
-	d->bin->map = d->copy;
+	d->bin->elf->map = d->copy;
 	*state = d;
 	return 0;
 }
@@ -343,7 +343,7 @@ static int damaged_teardown(void **state)
 {
 	struct damaged *d = *state;
 
-	d->bin->map = d->orig;
+	d->bin->elf->map = d->orig;
 	free(d->copy);
 	gobin_close(d->bin);
 	free(d);
@@ -369,10 +369,10 @@ static void test_damaged_pclntab_header_is_rejected(void **state)
 		struct pcln *p = NULL;
 		int rc;
 
-		memcpy(d->copy, d->orig, d->bin->size);
+		memcpy(d->copy, d->orig, d->bin->elf->size);
 		memcpy(d->copy + d->off + hdr[i].at, &hdr[i].val, 4);
 		err_clear();
-		rc = pcln_open(d->bin, &p);
+		rc = pcln_open(d->bin->elf, d->bin->go_minor, &p);
 		assert_int_equal(rc, -hdr[i].err);
 		assert_null(p);
 		if (i == 0)
@@ -397,10 +397,10 @@ static void test_damaged_pclntab_tables_give_errors_not_crashes(void **state)
 		struct pcln *p = NULL;
 		int rc;
 
-		memcpy(d->copy, d->orig, d->bin->size);
+		memcpy(d->copy, d->orig, d->bin->elf->size);
 		for (int k = 0; k < 1 + round % 64; k++)
 			d->copy[d->off + from + rnd(&seed) % (d->len - from)] = (uint8_t)rnd(&seed);
-		rc = pcln_open(d->bin, &p);
+		rc = pcln_open(d->bin->elf, d->bin->go_minor, &p);
 		if (rc) {
 			assert_int_equal(rc, -GLIMPSE_ECORRUPT);
 			rejected++;
@@ -472,7 +472,7 @@ static void test_large_stripped_binary_opens_fast(void **state)
 		if (access(bins[i], R_OK) != 0 || gobin_open(bins[i], &bin) != 0)
 			continue;
 		t0 = now_ms();
-		assert_int_equal(pcln_open(bin, &p), 0);
+		assert_int_equal(pcln_open(bin->elf, bin->go_minor, &p), 0);
 		t1 = now_ms();
 		assert_non_null(pcln_lookup(p, "main.main"));
 		t2 = now_ms();

@@ -242,7 +242,7 @@ static void test_entry_probe_sits_on_an_emulated_instruction(void **state)
 			uint8_t insn[2] = {0};
 
 			plan_of(bin, "main.Lookup", PLAN_EVENTS, &pf);
-			assert_int_equal(gobin_read(bin, pf.call_pc, insn, 2), 0);
+			assert_int_equal(elf_file_read(bin->elf, pf.call_pc, insn, 2), 0);
 			assert_int_equal(pf.call.cfa_off, 8); /* nothing pushed yet */
 			if (versions[v] >= 21) {
 				assert_int_equal(insn[0], 0x55); /* PUSHQ BP */
@@ -254,7 +254,7 @@ static void test_entry_probe_sits_on_an_emulated_instruction(void **state)
 			}
 			assert_int_equal(pf.nrets, 2);
 			for (int r = 0; r < pf.nrets; r++) {
-				assert_int_equal(gobin_read(bin, pf.rets[r], insn, 1), 0);
+				assert_int_equal(elf_file_read(bin->elf, pf.rets[r], insn, 1), 0);
 				assert_int_equal(insn[0], 0xc3);
 				assert_int_equal(pcln_spdelta(bin->pcln, pf.func, pf.rets[r]), 0);
 			}
