@@ -324,8 +324,12 @@ static void start_trace(struct http_req *r, struct http_resp *w)
 
 	/* Everything that can fail on bad input fails before anything is attached or stored. */
 	rc = serve_model_get(sv, tr->pid, &tr->bin);
-	if (!rc)
+	if (!rc) {
+		/* A model is shared: its DWARF is read by one thread at a time (captures hold this too). */
+		pthread_mutex_lock(&sv->reader_lock);
 		rc = trace_open(tr->bin, &tr->o, &tr->t);
+		pthread_mutex_unlock(&sv->reader_lock);
+	}
 	if (!rc)
 		rc = gobin_bias(tr->bin, tr->pid, &bias);
 	if (rc) {

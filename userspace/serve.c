@@ -29,6 +29,7 @@
 #include "gobin.h"
 #include "json.h"
 #include "jsonparse.h"
+#include "modelcache.h"
 #include "reader.h"
 #include "store.h"
 
@@ -39,7 +40,7 @@ static const char usage_text[] =
 	"                     [--tls-cert FILE --tls-key FILE] [--insecure-http]\n"
 	"                     [--sql-timeout-ms N] [--sql-max-rows N] [--threads N]\n"
 	"                     [--every DURATION (--pid PID | --comm NAME)] [--no-vars]\n"
-	"                     [--keep DURATION] [--max-db-mb N] [--quiet]\n"
+	"                     [--keep DURATION] [--max-db-mb N] [--model-cache-mb N] [--quiet]\n"
 	"\n"
 	"Runs glimpse as a service: an HTTP API (JSON) to take snapshots, run tracepoints and\n"
 	"query the store with read-only SQL, for people, scripts and Grafana.\n"
@@ -58,6 +59,8 @@ static const char usage_text[] =
 	"  --no-vars           scheduled snapshots without variables\n"
 	"  --keep DURATION     delete snapshots and events older than this (e.g. 7d)\n"
 	"  --max-db-mb N       delete the oldest snapshots and events past N MiB\n"
+	"  --model-cache-mb N  memory for binary models kept between requests (default 1024;\n"
+	"                      least recently used out, reloaded when an executable changes)\n"
 	"  --quiet             no access log on stderr\n";
 
 struct schedule {
@@ -74,7 +77,7 @@ struct schedule {
 struct serve_args {
 	const char *db, *listen, *token_file, *tls_cert, *tls_key;
 	bool insecure_http, quiet, no_vars;
-	uint64_t sql_timeout_ms, sql_max_rows, threads, every_pid, max_db_mb;
+	uint64_t sql_timeout_ms, sql_max_rows, threads, every_pid, max_db_mb, model_cache_mb;
 	const char *every_comm;
 	int64_t every_ms, keep_ms;
 };
@@ -213,6 +216,18 @@ static void get_metrics(struct http_req *r, struct http_resp *w)
 	pthread_mutex_unlock(&sv->traces_lock);
 	buf_printf(b, "# HELP glimpse_trace_sessions_running Trace sessions running now.\n"
 		      "# TYPE glimpse_trace_sessions_running gauge\nglimpse_trace_sessions_running %zu\n", running);
+	{
+		struct modelcache_stats ms;
+
+		modelcache_stats(sv->models, &ms);
+		buf_printf(b, "# HELP glimpse_models_total Binary model lookups, by result.\n"
+			      "# TYPE glimpse_models_total counter\n"
+			      "glimpse_models_total{result=\"hit\"} %" PRIu64 "\nglimpse_models_total{result=\"miss\"} %" PRIu64
+			      "\nglimpse_models_total{result=\"evicted\"} %" PRIu64 "\nglimpse_models_total{result=\"reloaded\"} %" PRIu64
+			      "\n# HELP glimpse_model_bytes Memory the cached binary models count.\n"
+			      "# TYPE glimpse_model_bytes gauge\nglimpse_model_bytes %zu\n",
+			   ms.hits, ms.misses, ms.evictions, ms.reloads, ms.bytes);
+	}
 	if (stat(sv->db_path, &sb) == 0)
 		buf_printf(b, "# HELP glimpse_db_bytes Size of the store's main file.\n# TYPE glimpse_db_bytes gauge\n"
 			      "glimpse_db_bytes %lld\n", (long long)sb.st_size);
@@ -240,19 +255,12 @@ static void get_health(struct http_req *r, struct http_resp *w)
 
 int serve_model_get(struct serve *sv, pid_t pid, const struct gobin **out)
 {
-	struct gobin *bin = NULL;
-	int rc;
-
-	(void)sv;
-	rc = gobin_open_pid(pid, &bin);
-	*out = bin;
-	return rc;
+	return modelcache_get(sv->models, pid, out);
 }
 
 void serve_model_put(struct serve *sv, const struct gobin *bin)
 {
-	(void)sv;
-	gobin_close((struct gobin *)bin);
+	modelcache_put(sv->models, bin);
 }
 
 int serve_status_for(int rc)
@@ -759,6 +767,7 @@ static int parse(int argc, char **argv, struct serve_args *a)
 		{"pid", required_argument, NULL, 'p'},		{"comm", required_argument, NULL, 'C'},
 		{"keep", required_argument, NULL, 'K'},		{"max-db-mb", required_argument, NULL, 'M'},
 		{"no-vars", no_argument, NULL, 'V'},		{"quiet", no_argument, NULL, 'q'},
+		{"model-cache-mb", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -790,6 +799,10 @@ static int parse(int argc, char **argv, struct serve_args *a)
 		case 'p':
 			if (!cli_parse_u64(optarg, 1, INT32_MAX, &a->every_pid))
 				return cli_usage_error("serve", "--pid takes a process id, not '%s'", optarg);
+			break;
+		case 'm':
+			if (!cli_parse_u64(optarg, 16, 1u << 20, &a->model_cache_mb))
+				return cli_usage_error("serve", "--model-cache-mb takes 16 to 1048576, not '%s'", optarg);
 			break;
 		case 'M':
 			if (!cli_parse_u64(optarg, 1, 1u << 30, &a->max_db_mb))
@@ -860,7 +873,7 @@ static struct http_route *all_routes(size_t *n)
 
 static int run(int argc, char **argv)
 {
-	struct serve_args a = {.sql_timeout_ms = 5000, .sql_max_rows = 10000};
+	struct serve_args a = {.sql_timeout_ms = 5000, .sql_max_rows = 10000, .model_cache_mb = 1024};
 	struct serve sv = {0};
 	struct http_opts ho = {0};
 	struct http_server *hs = NULL;
@@ -940,6 +953,7 @@ static int run(int argc, char **argv)
 		}
 	}
 
+	sv.models = modelcache_new((size_t)a.model_cache_mb << 20);
 	/* The BPF reader stays loaded for every snapshot. */
 	rc = reader_bpf_open_warm(&sv.reader);
 	if (rc) {
@@ -1011,6 +1025,8 @@ out:
 		reader_bpf_close(sv.reader);
 	sqlro_close(sv.sql);
 	store_close(sv.st);
+	if (sv.models)
+		modelcache_free(sv.models);
 	free(routes);
 	free(sv.routes);
 	free(token);

@@ -16,6 +16,7 @@
 
 struct store;
 struct reader_bpf;
+struct modelcache;
 struct trace_run;
 struct gobin;
 
@@ -39,6 +40,7 @@ struct serve {
 	pthread_mutex_t write_lock;
 	struct sqlro *sql;		/* read-only connections for queries */
 	struct sqlro_limits sql_lim;
+	struct modelcache *models;	/* binary models by executable, kept warm */
 
 	/* Captures: the warm BPF reader (one walk at a time, under reader_lock);
 	 * one capture per process at a time (busy pids). */
