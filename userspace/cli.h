@@ -29,5 +29,6 @@ extern const struct cmd cmd_inspect;
 extern const struct cmd cmd_snapshot;
 extern const struct cmd cmd_trace;
 extern const struct cmd cmd_serve;
+extern const struct cmd cmd_record;
 
 #endif

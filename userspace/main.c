@@ -17,6 +17,7 @@ static const struct cmd *const commands[] = {
 	&cmd_snapshot,
 	&cmd_trace,
 	&cmd_serve,
+	&cmd_record,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
