@@ -315,3 +315,5 @@ CREATE TABLE IF NOT EXISTS recordings (
 	replay_addr  TEXT,		-- a warm replay server (gdbserver protocol) while one runs
 	replay_pid   INTEGER
 );
+-- Snapshots and trace events of a process being recorded find their recording by pid.
+CREATE INDEX IF NOT EXISTS recordings_by_pid ON recordings (pid, status);

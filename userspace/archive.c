@@ -202,7 +202,7 @@ int archive_pack(const char *dir, const char *path, const char *blobs, struct ar
 			rc = read_file(full.p, &file);
 		if (!rc) {
 			st->bytes_raw += file.len;
-			if (file.len >= BINARY_MIN && memcmp(file.p, "\177ELF", 4) == 0)
+			if (blobs && file.len >= BINARY_MIN && memcmp(file.p, "\177ELF", 4) == 0)
 				rc = store_binary(e->d_name, &file, blobs, &manifest, st);
 			else
 				tar_add(&tar, e->d_name, file.p, file.len, sb.st_mode);
@@ -292,4 +292,24 @@ int archive_unpack(const char *path, const char *blobs, const char *dir)
 	}
 	buf_free(&tar);
 	return rc;
+}
+
+void archive_remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		struct buf full = {0};
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		buf_printf(&full, "%s/%s", dir, e->d_name);
+		unlink(full.p);
+		buf_free(&full);
+	}
+	closedir(d);
+	rmdir(dir);
 }

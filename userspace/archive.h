@@ -19,11 +19,15 @@ struct archive_stats {
 };
 
 /* Packs the regular files of dir (subdirectories are refused) into path, the
- * binaries into blobs/HASH-SIZE.zst unless an identical one is there. Fills st.
+ * binaries into blobs/HASH-SIZE.zst unless an identical one is there (blobs NULL:
+ * binaries in the archive, a self-contained trace). Fills st.
  * Returns 0 or a negative code with a message; on failure path is removed. */
 int archive_pack(const char *dir, const char *path, const char *blobs, struct archive_stats *st);
 /* Unpacks path into dir (created; must not exist), the binaries from blobs.
  * Returns 0 or a negative code with a message. */
 int archive_unpack(const char *path, const char *blobs, const char *dir);
+
+/* Removes a flat directory archive_unpack made (its files, then itself). */
+void archive_remove_dir(const char *dir);
 
 #endif

@@ -30,5 +30,6 @@ extern const struct cmd cmd_snapshot;
 extern const struct cmd cmd_trace;
 extern const struct cmd cmd_serve;
 extern const struct cmd cmd_record;
+extern const struct cmd cmd_replay;
 
 #endif

@@ -18,6 +18,7 @@ static const struct cmd *const commands[] = {
 	&cmd_trace,
 	&cmd_serve,
 	&cmd_record,
+	&cmd_replay,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

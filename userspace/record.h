@@ -56,12 +56,6 @@ void recorder_stop(struct recorder *r);
  * PATH) into ver (size n). Returns 0, or a negative code saying why none runs. */
 int rr_version(const char *rr, char *ver, size_t n);
 
-/* The recording a process is being recorded by, for linking snapshots and events:
- * the recordings row with status 'recording' whose pid is pid, and the rr event at
- * or before the CLOCK_REALTIME time at_ns (0 when the trace cannot tell yet). Sets
- * *recording to 0 when pid is not being recorded. Returns 0 or a negative code. */
-int recording_moment(struct store *st, pid_t pid, int64_t at_ns, int64_t *recording, int64_t *rr_event);
-
 /* The last event of rr trace dir whose real_time (the recorder's CLOCK_MONOTONIC,
  * seconds) is at or before mono_ns, through `rr dump`. 0 when none; negative on
  * failure. */

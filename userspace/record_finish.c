@@ -156,15 +156,6 @@ int64_t rr_event_at(const char *rr, const char *trace_dir, int64_t mono_ns)
 	return e;
 }
 
-int recording_moment(struct store *st, pid_t pid, int64_t at_ns, int64_t *recording, int64_t *rr_event)
-{
-	(void)at_ns;
-	*rr_event = 0;
-	/* The event is set when the recording ends (rr's trace is complete then). */
-	return store_run(st, "SELECT id FROM recordings WHERE status = 'recording' AND pid = ? ORDER BY id DESC",
-			 recording, "i", (int64_t)pid);
-}
-
 int record_blobs_dir(struct recorder *r)
 {
 	struct buf b = {0};

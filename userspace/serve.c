@@ -833,6 +833,7 @@ static struct http_route *all_routes(size_t *n)
 		{api_snapshot_routes, api_snapshot_nroutes},
 		{api_trace_routes, api_trace_nroutes},
 		{api_grafana_routes, api_grafana_nroutes},
+		{api_recording_routes, api_recording_nroutes},
 	};
 	struct http_route *all;
 	size_t total = 0, k = 0;
