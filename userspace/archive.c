@@ -162,7 +162,8 @@ static void tar_add(struct buf *tar, const char *name, const char *p, size_t n, 
 	memset(h + 148, ' ', 8);
 	h[156] = '0';
 	memcpy(h + 257, "ustar", 6);
-	memcpy(h + 263, "00", 2);
+	h[263] = '0';
+	h[264] = '0';
 	for (int i = 0; i < 512; i++)
 		sum += (unsigned char)h[i];
 	snprintf(h + 148, 8, "%06o", sum);

@@ -629,7 +629,7 @@ out:
 
 static void accept_one(struct recorder *r)
 {
-	struct sockaddr_storage sa;
+	struct sockaddr_storage sa = {0};
 	socklen_t len = sizeof(sa);
 	int fd = accept4(r->lfd, (struct sockaddr *)&sa, &len, SOCK_CLOEXEC), one = 1;
 	struct conn *c;
@@ -741,8 +741,8 @@ void record_instance_free(struct instance *in)
 int recorder_start(const struct record_opts *o, struct recorder **out)
 {
 	struct recorder *r = xcalloc(1, sizeof(*r));
-	struct sockaddr_storage sa;
-	socklen_t len;
+	struct sockaddr_storage sa = {0};
+	socklen_t len = 0;
 	int rc, one = 1;
 
 	*out = NULL;
@@ -786,10 +786,16 @@ int recorder_start(const struct record_opts *o, struct recorder **out)
 		rc = err_set(errno, "cannot listen on %s: %s", o->listen, strerror(errno));
 		goto fail;
 	}
-	len = sizeof(sa);
-	getsockname(r->lfd, (struct sockaddr *)&sa, &len);
-	r->port = ntohs(sa.ss_family == AF_INET ? ((struct sockaddr_in *)&sa)->sin_port
-						: ((struct sockaddr_in6 *)&sa)->sin6_port);
+	{
+		struct sockaddr_in6 bound = {0}; /* sin6_port sits where sin_port does */
+		socklen_t blen = sizeof(bound);
+
+		if (getsockname(r->lfd, (struct sockaddr *)&bound, &blen) != 0) {
+			rc = err_set(errno, "cannot listen on %s: %s", o->listen, strerror(errno));
+			goto fail;
+		}
+		r->port = ntohs(bound.sin6_port);
+	}
 	if (pipe2(r->wake, O_CLOEXEC) != 0 || pthread_create(&r->loop, NULL, loop_thread, r) != 0) {
 		rc = err_set(errno, "cannot start the proxy: %s", strerror(errno));
 		goto fail;

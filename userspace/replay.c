@@ -251,7 +251,7 @@ static char *trace_exe(const char *dir, const char *command_json)
 				memmove(base, slash + 1, strlen(slash));
 		}
 	}
-	d = opendir(dir);
+	d = dir ? opendir(dir) : NULL;
 	if (!d)
 		return NULL;
 	while ((e = readdir(d))) {
@@ -353,11 +353,16 @@ static int run_dlv(const char *addr, const char *exe, int64_t event)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(a);
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st = 0;
+	int lfd, st = 0;
 	char relay[32];
-	const char *colon = strrchr(addr, ':');
+	const char *colon = addr ? strrchr(addr, ':') : NULL;
 	pid_t pid;
-	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
+	FILE *f;
+
+	if (!colon)
+		return cli_fail(err_set(EINVAL, "no replay server address"));
+	f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (f) {
 		int level = 2;
@@ -435,6 +440,8 @@ static int write_vscode(const char *dir, const char *addr, const char *exe, int6
 	struct json j;
 	FILE *f;
 
+	if (!addr || !strchr(addr, ':'))
+		return err_set(EINVAL, "no replay server address");
 	buf_printf(&path, "%s/.vscode", dir);
 	mkdir(dir, 0755);
 	mkdir(path.p, 0755);
@@ -494,8 +501,8 @@ int replay_open(struct store *st, const char *rr, int64_t id, int64_t event, str
 	memset(out, 0, sizeof(*out));
 	if (rc)
 		return rc;
-	if (strcmp(r.status, "done") != 0) {
-		rc = err_set(EAGAIN, "recording %" PRId64 " is %s, not done yet%s%s", id, r.status,
+	if (!r.status || strcmp(r.status, "done") != 0) {
+		rc = err_set(EAGAIN, "recording %" PRId64 " is %s, not done yet%s%s", id, r.status ? r.status : "?",
 			     r.why_not ? ": " : "", r.why_not ? r.why_not : "");
 		goto out;
 	}

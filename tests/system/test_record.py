@@ -259,3 +259,27 @@ def test_record_a_client_cannot_reach_another_clients_instance():
         assert int(first.group(1)) == int(second.group(1)) == b[0] != a[0]
         assert r.get("/count", {"X-Client": "a"})[1].endswith(b"count=4\n")
         r.stop()
+
+
+def test_serve_record_runs_the_proxy_inside_glimpse_serve_and_stops_it_with_the_server():
+    from serve import Server
+    s = Server("--record", "127.0.0.1:0", "--record-no-rr", "--record-key", "header:X-Client",
+               "--record-dir", os.path.join(tempfile.gettempdir(), f"glimpse-serve-rec-{os.getpid()}"),
+               "--", webapp(), "-port", "{port}")
+    try:
+        deadline = time.time() + 30
+        while "recording proxy on port" not in s.stdout() and time.time() < deadline:
+            time.sleep(0.05)
+        port = int(re.search(r"recording proxy on port (\d+)", s.stdout()).group(1))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        pids = set()
+        for _ in range(3):
+            c.request("GET", "/", headers={"X-Client": "a"})
+            pids.add(int(INSTANCE.search(c.getresponse().read()).group(1)))
+        c.close()
+        assert len(pids) == 1
+        assert s.get("/api/recordings")["recordings"] == []  # --record-no-rr records nothing
+        assert s.stop() == 0
+        assert not alive(pids.pop())
+    finally:
+        s.close()
