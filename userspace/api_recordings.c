@@ -235,8 +235,9 @@ static void replay_recording(struct http_req *r, struct http_resp *w)
 	{
 		struct buf c = {0};
 
-		buf_printf(&c, "gdb -iex 'set auto-load safe-path /' %s -ex 'target extended-remote %s'",
-			   srv.exe ? srv.exe : "", srv.addr);
+		buf_printf(&c, "gdb -iex 'set auto-load safe-path /' -iex 'set sysroot /'%s%s %s -ex 'target extended-remote %s'",
+			   srv.gdb_script ? " -x " : "", srv.gdb_script ? srv.gdb_script : "", srv.exe ? srv.exe : "",
+			   srv.addr);
 		if (srv.warm)
 			buf_printf(&c, " -ex 'run %" PRId64 "'", srv.event);
 		json_kv_str(&j, "gdb", c.p);

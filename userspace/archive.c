@@ -45,7 +45,7 @@ static int write_file(const char *path, const void *p, size_t n)
 	struct buf tmp = {0};
 	int fd, rc = 0;
 
-	buf_printf(&tmp, "%s.tmp.%d", path, (int)getpid());
+	buf_printf(&tmp, "%s.tmp.%d.%d", path, (int)getpid(), (int)gettid()); /* threads pack at once */
 	fd = open(tmp.p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rc = err_set(errno, "cannot create %s: %s", tmp.p, strerror(errno));

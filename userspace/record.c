@@ -165,6 +165,31 @@ char *record_log_tail(const char *path, size_t max)
 	return buf_detach(&b);
 }
 
+char *record_rr_failure(const char *log)
+{
+	char *tail = record_log_tail(log, 65536), *save = NULL;
+	struct buf b = {0};
+	int n = 0;
+
+	for (char *l = strtok_r(tail, "\n", &save); l && n < 3; l = strtok_r(NULL, "\n", &save)) {
+		while (*l == ' ')
+			l++;
+		if (!strstr(l, "FATAL") && !strstr(l, "Assertion") && !strstr(l, "Mismatched") &&
+		    !strstr(l, "iverge") && !strstr(l, "rror"))
+			continue;
+		if (strstr(l, "emergency debugging"))
+			continue;
+		buf_printf(&b, "%s%.240s", n++ ? "; " : "", l);
+	}
+	if (!n) {
+		size_t len = strlen(tail);
+
+		buf_puts(&b, len > 300 ? tail + len - 300 : tail);
+	}
+	free(tail);
+	return buf_detach(&b);
+}
+
 /* The environment for a child: ours with PORT set, and for rr its cache directory
  * and GOMAXPROCS (Go sees one CPU under rr). Caller frees with free_env. */
 static char **child_env(const struct recorder *r, uint16_t port)

@@ -8,6 +8,7 @@
 #include "record_int.h"
 
 #include <dirent.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +25,8 @@
 #include "store.h"
 
 extern char **environ;
+
+#define REPLAY_TRIES 5		/* replay servers started before a recording is called not replayable */
 
 /* Runs argv, its stdout and stderr into out (when not NULL). Returns its wait
  * status, or -1 if it could not run. */
@@ -279,7 +282,7 @@ static int warm_start(struct recorder *r, struct instance *in, int64_t event, ch
 		char *tail;
 
 		if (waitpid(pid, &st, WNOHANG) == pid) {
-			tail = record_log_tail(log.p, 400);
+			tail = record_rr_failure(log.p);
 			{
 				struct buf b = {0};
 
@@ -369,6 +372,54 @@ void record_warm_stop_all(struct recorder *r)
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* Why a recording of the binary in trace_dir may not replay on a machine that
+ * cannot trap RDTSC: dynamically linked (ld.so reads the TSC) or Go < 1.21 (its
+ * runtime does at start-up). "" when neither. */
+static const char *replay_hint(const char *trace_dir)
+{
+	const char *hint = "";
+	DIR *d = opendir(trace_dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		struct buf path = {0};
+		struct gobin *bin;
+		Elf64_Ehdr eh;
+		FILE *f;
+
+		if (strncmp(e->d_name, "mmap_pack_", 10) != 0)
+			continue;
+		buf_printf(&path, "%s/%s", trace_dir, e->d_name);
+		if (gobin_open(path.p, &bin) != 0) {
+			buf_free(&path);
+			continue;
+		}
+		f = fopen(path.p, "rb");
+		if (f && fread(&eh, sizeof(eh), 1, f) == 1) {
+			for (int i = 0; i < eh.e_phnum; i++) {
+				Elf64_Phdr ph;
+
+				if (fseek(f, (long)(eh.e_phoff + (uint64_t)i * eh.e_phentsize), SEEK_SET) != 0 ||
+				    fread(&ph, sizeof(ph), 1, f) != 1)
+					break;
+				if (ph.p_type == PT_INTERP)
+					hint = " (a dynamically linked program: ld.so reads the TSC, which rr can trap"
+					       " only where the CPU lets it; static builds, CGO_ENABLED=0, replay better)";
+			}
+		}
+		if (f)
+			fclose(f);
+		if (!*hint && strncmp(bin->go_version, "go1.", 4) == 0 && atoi(bin->go_version + 4) < 21)
+			hint = " (Go before 1.21 reads the TSC at start-up, which rr can trap only where the CPU lets it)";
+		gobin_close(bin);
+		buf_free(&path);
+		break;
+	}
+	if (d)
+		closedir(d);
+	return hint;
+}
+
 /* Finishes one recording: pack, event times, warm replay server, links,
  * archive, row. */
 static void *finish_thread(void *arg)
@@ -398,8 +449,23 @@ static void *finish_thread(void *arg)
 	}
 	if (!why) {
 		first = times_event_at(&t, in->ready_mono);
-		if (warm_start(r, in, first, &why) == 0)
-			replayable = 1;
+		/* On VMs whose CPUID leaf 1 APIC ID changes under the guest, a replay can
+		 * leave its course at rt0_go's first syscall; a new try often stays in step. */
+		for (int attempt = 1; attempt <= REPLAY_TRIES && !replayable; attempt++) {
+			free(why);
+			why = NULL;
+			if (warm_start(r, in, first, &why) == 0)
+				replayable = 1;
+			else if (attempt < REPLAY_TRIES)
+				usleep(300000);
+		}
+		if (!replayable && why) {
+			struct buf b = {0};
+
+			buf_printf(&b, "%d tries%s: %s", REPLAY_TRIES, replay_hint(in->trace_dir), why);
+			free(why);
+			why = buf_detach(&b);
+		}
 		link_moments(r, in->id, in->clock_offset, &t);
 	}
 	if (strcmp(status, "failed") != 0) {
@@ -407,9 +473,11 @@ static void *finish_thread(void *arg)
 
 		snprintf(blobs, sizeof(blobs), "%s/binaries", r->o.dir);
 		buf_printf(&archive, "%s/recording-%" PRId64 ".tar.zst", r->o.dir, in->id);
-		if (archive_pack(in->trace_dir, archive.p, blobs, &as) != 0) {
+		int rc = archive_pack(in->trace_dir, archive.p, blobs, &as);
+
+		if (rc) {
 			free(why);
-			why = xstrdup(err_msg(-EIO));
+			why = xstrdup(err_msg(rc));
 			status = "failed";
 		}
 	}
@@ -417,7 +485,7 @@ static void *finish_thread(void *arg)
 	store_run(r->st,
 		  "UPDATE recordings SET status = ?, ended = ?, bytes_raw = ?, bytes_packed = ?, bytes_binaries = ?,"
 		  " archive = ?, replayable = ?, why_not = ?, first_event = ?, events = ? WHERE id = ?",
-		  NULL, "tiiiitiiiii", status, in->ended_rt, (int64_t)as.bytes_raw, (int64_t)as.bytes_packed,
+		  NULL, "tiiiititiii", status, in->ended_rt, (int64_t)as.bytes_raw, (int64_t)as.bytes_packed,
 		  (int64_t)as.bytes_binaries, archive.p, (int64_t)replayable, why, first,
 		  t.n ? t.event[t.n - 1] : (int64_t)0, in->id);
 	pthread_mutex_unlock(&r->store_mu);

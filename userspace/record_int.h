@@ -76,6 +76,9 @@ uint16_t record_free_port(void);
 int record_connect_port(uint16_t port);
 /* The last max bytes of a file, trailing newlines dropped (caller frees; "" if none). */
 char *record_log_tail(const char *path, size_t max);
+/* What rr said when it failed, from its log: its FATAL, assertion and mismatch
+ * lines (at most 3), else the log's end. Caller frees. */
+char *record_rr_failure(const char *log);
 /* Forks and execs argv with env in a new session, stdout and stderr appended to
  * log. Returns the pid or -1. */
 pid_t record_spawn(char *const *argv, char *const *env, const char *log);

@@ -208,8 +208,11 @@ static int start_server(const char *rr, const char *dir, int64_t event, char **a
 			break;
 		}
 		if (waitpid(*pid, &st, WNOHANG) == *pid) {
+			char *why = record_rr_failure(log.p);
+
 			rc = err_set(EIO, "rr replay could not reach event %s (this machine cannot replay it: %s)", ev,
-				     tail);
+				     why);
+			free(why);
 			free(tail);
 			break;
 		}
@@ -271,6 +274,89 @@ static char *trace_exe(const char *dir, const char *command_json)
 	}
 	closedir(d);
 	return best;
+}
+
+/* A gdb command, glimpse-goroutine GOID, that shows a parked goroutine's stack as
+ * frames 1 and up through a Python unwinder, since rr's replay refuses the register
+ * writes the Go runtime's own `goroutine N cmd` makes. Written next to the trace. */
+static const char goroutine_py[] =
+	"import gdb\n"
+	"from gdb.unwinder import Unwinder, register_unwinder\n"
+	"\n"
+	"\n"
+	"class _FrameId:\n"
+	"    def __init__(self, sp, pc):\n"
+	"        self.sp = sp\n"
+	"        self.pc = pc\n"
+	"\n"
+	"\n"
+	"class _GoroutineUnwinder(Unwinder):\n"
+	"    def __init__(self):\n"
+	"        super().__init__(\"glimpse-goroutine\")\n"
+	"        self.target = None\n"
+	"\n"
+	"    def __call__(self, pf):\n"
+	"        if self.target is None or pf.level() != 0:\n"
+	"            return None\n"
+	"        sp0, pc0 = pf.read_register(\"rsp\"), pf.read_register(\"rip\")\n"
+	"        sp, pc, bp = self.target\n"
+	"        # Frame 0's id sits just below the goroutine's stack, so that gdb sees the\n"
+	"        # goroutine's frames as outer to it (whatever stack the thread is on).\n"
+	"        ui = pf.create_unwind_info(_FrameId(gdb.Value(sp - 8).cast(sp0.type), pc0))\n"
+	"        ui.add_saved_register(\"rip\", gdb.Value(pc).cast(pc0.type))\n"
+	"        ui.add_saved_register(\"rsp\", gdb.Value(sp).cast(sp0.type))\n"
+	"        ui.add_saved_register(\"rbp\", gdb.Value(bp).cast(pf.read_register(\"rbp\").type))\n"
+	"        return ui\n"
+	"\n"
+	"\n"
+	"_unwinder = _GoroutineUnwinder()\n"
+	"register_unwinder(None, _unwinder, replace=True)\n"
+	"\n"
+	"\n"
+	"class _GoroutineView(gdb.Command):\n"
+	"    \"\"\"glimpse-goroutine GOID: show goroutine GOID's stack as frames 1 and up (frame 0 stays the\n"
+	"    thread's), without writing registers (rr's replay refuses that); `bt`, `frame N`,\n"
+	"    `info locals` then read it. glimpse-goroutine off: back to the threads' own stacks.\"\"\"\n"
+	"\n"
+	"    def __init__(self):\n"
+	"        super().__init__(\"glimpse-goroutine\", gdb.COMMAND_STACK)\n"
+	"\n"
+	"    def invoke(self, arg, from_tty):\n"
+	"        arg = arg.strip()\n"
+	"        if arg == \"off\":\n"
+	"            _unwinder.target = None\n"
+	"            gdb.invalidate_cached_frames()\n"
+	"            return\n"
+	"        goid = int(arg)\n"
+	"        allgs = gdb.parse_and_eval(\"'runtime.allgs'\")\n"
+	"        arr, n = allgs[\"array\"], int(allgs[\"len\"])\n"
+	"        for i in range(n):\n"
+	"            g = arr[i]\n"
+	"            if int(g[\"goid\"]) == goid:\n"
+	"                s = g[\"sched\"]\n"
+	"                _unwinder.target = (int(s[\"sp\"]), int(s[\"pc\"]), int(s[\"bp\"]))\n"
+	"                gdb.invalidate_cached_frames()\n"
+	"                print(f\"goroutine {goid}: sp=0x{int(s['sp']):x} pc=0x{int(s['pc']):x}, its frames from frame 1\")\n"
+	"                return\n"
+	"        raise gdb.GdbError(f\"no goroutine {goid}\")\n"
+	"\n"
+	"\n"
+	"_GoroutineView()\n";
+
+/* Writes the glimpse-goroutine script beside dir; returns its path (caller frees)
+ * or NULL. */
+static char *gdb_script(const char *dir)
+{
+	struct buf path = {0};
+	FILE *f;
+
+	buf_printf(&path, "%s.glimpse-goroutine.py", dir);
+	f = fopen(path.p, "w");
+	if (!f || fputs(goroutine_py, f) < 0 || fclose(f) != 0) {
+		buf_free(&path);
+		return NULL;
+	}
+	return buf_detach(&path);
 }
 
 /* Relays one Delve connection to rr's gdbserver at addr, rewriting Delve's
@@ -513,12 +599,20 @@ int replay_open(struct store *st, const char *rr, int64_t id, int64_t event, str
 	if (rc)
 		goto out;
 	out->exe = trace_exe(dir, r.command);
+	out->gdb_script = gdb_script(dir);
 	if (server_alive(r.replay_addr, r.replay_pid) && event >= r.first_event) {
 		out->addr = xstrdup(r.replay_addr);
 		out->pid = (pid_t)r.replay_pid;
 		out->warm = true;
 	} else {
-		rc = start_server(rr, dir, event, &out->addr, &out->pid);
+		/* A replay can leave its course at rt0_go's first syscall where CPUID's APIC
+		 * ID changes under the guest; another try often stays in step. */
+		for (int attempt = 0; attempt < 3; attempt++) {
+			rc = start_server(rr, dir, event, &out->addr, &out->pid);
+			if (!rc)
+				break;
+			usleep(300000);
+		}
 		if (!rc)
 			store_run(st, "UPDATE recordings SET replay_addr = ?, replay_pid = ?, first_event = ? WHERE id = ?",
 				  NULL, "tiii", out->addr, (int64_t)out->pid, event, id);
@@ -533,6 +627,7 @@ void replay_server_free(struct replay_server *s)
 {
 	free(s->addr);
 	free(s->exe);
+	free(s->gdb_script);
 }
 
 static int run(int argc, char **argv)
@@ -605,8 +700,12 @@ static int run(int argc, char **argv)
 		gargv[k++] = "set auto-load safe-path /";
 		gargv[k++] = "-iex";
 		gargv[k++] = "set confirm off";
-		gargv[k++] = "-ex";
+		gargv[k++] = "-iex";
 		gargv[k++] = "set sysroot /";
+		if (srv.gdb_script) {
+			gargv[k++] = "-x";
+			gargv[k++] = srv.gdb_script;
+		}
 		if (srv.exe)
 			gargv[k++] = srv.exe;
 		gargv[k++] = "-ex";
@@ -648,11 +747,14 @@ static int run(int argc, char **argv)
 	{
 		struct buf cmd = {0};
 
-		buf_printf(&cmd, "gdb -iex 'set auto-load safe-path /' %s -ex 'target extended-remote %s'",
-			   srv.exe ? srv.exe : "", srv.addr);
+		buf_printf(&cmd, "gdb -iex 'set auto-load safe-path /' -iex 'set sysroot /'%s%s %s -ex 'target extended-remote %s'",
+			   srv.gdb_script ? " -x " : "", srv.gdb_script ? srv.gdb_script : "", srv.exe ? srv.exe : "",
+			   srv.addr);
 		if (srv.warm)
 			buf_printf(&cmd, " -ex 'run %" PRId64 "'", srv.event);
 		printf("  gdb:     %s\n", cmd.p);
+		if (srv.gdb_script)
+			printf("           (then glimpse-goroutine GOID: a parked goroutine's frames, for bt, frame, info locals)\n");
 		buf_free(&cmd);
 	}
 	printf("  Delve:   glimpse replay %" PRIu64 " --event %" PRId64 " --dlv\n", id, srv.event);

@@ -16,6 +16,7 @@ struct replay_server {
 	int64_t event;		/* the moment asked for */
 	bool warm;		/* the server was running already: send `run EVENT` after connecting */
 	char *exe;		/* the recorded program's binary in the packed trace, or NULL */
+	char *gdb_script;	/* defines glimpse-goroutine GOID for gdb (-x), or NULL */
 };
 
 /* The rr event of at ("snapshot:ID" or "event:ID"), which must belong to recording.

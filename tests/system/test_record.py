@@ -283,3 +283,12 @@ def test_serve_record_runs_the_proxy_inside_glimpse_serve_and_stops_it_with_the_
         assert not alive(pids.pop())
     finally:
         s.close()
+
+
+def test_record_without_a_working_rr_says_so_and_starts_nothing():
+    with tempfile.TemporaryDirectory() as tmp:
+        p = subprocess.run([GLIMPSE, "record", "--listen", "127.0.0.1:0", "--dir", os.path.join(tmp, "d"),
+                            "--db", os.path.join(tmp, "g.db"), "--rr", "/nonexistent/rr", "--", webapp()],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and "no working rr at '/nonexistent/rr'" in p.stderr, p.stderr
+        assert "--no-rr" in p.stderr
