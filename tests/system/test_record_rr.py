@@ -242,3 +242,65 @@ def test_record_rr_api_lists_replays_downloads_and_stops_recordings():
             print(f"download: {len(data)} bytes, {len(names)} files, self-contained")
         finally:
             s.close()
+
+
+def test_record_rr_trace_events_link_to_the_recording_and_replay_at_a_calls_moment():
+    need_rr()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "glimpse.db")
+        r = Recorder("--idle", 0, "--db", db, "--rr", RR, tmp=tmp, no_rr=False, app=webapp("1.23"))
+        for _ in range(3):
+            pid, count = r.hit()
+        # uprobes on the handler of "/" while rr records the process (they stay in the kernel).
+        err = open(os.path.join(tmp, "trace.err"), "w+")
+        tr = subprocess.Popen([GLIMPSE, "trace", "--pid", str(pid), r"^main\.main\.func1$", "--db", db,
+                               "--duration", "60"], stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + 60
+        while "probes in pid" not in open(err.name).read():
+            assert tr.poll() is None and time.time() < deadline, open(err.name).read()
+            time.sleep(0.1)
+        pid, count = r.hit()  # the 4th request: its call sees holder's current == 3
+        tr.send_signal(2)
+        tr.wait(60)
+        err.close()
+        c = sqlite3.connect(db)
+        rid = c.execute("SELECT id FROM recordings WHERE pid = ?", (pid,)).fetchone()[0]
+        call = c.execute("SELECT id, recording FROM events WHERE kind = 'call' ORDER BY id").fetchall()
+        c.close()
+        assert len(call) == 1 and call[0][1] == rid, call
+        sid = snapshot(pid, db)
+        goid, current = holder(db, sid)
+        glimpse("record", "--stop", rid, "--db", db, check=True)
+        row = wait_done(db, rid)
+        assert row["replayable"] == 1, row
+        c = sqlite3.connect(db)
+        ev = c.execute("SELECT rr_event FROM events WHERE id = ?", (call[0][0],)).fetchone()[0]
+        c.close()
+        got, _ = gdb_current(rid, f"event:{call[0][0]}", goid, db)
+        assert got == count - 1, f"at the call of request {count} (rr event {ev}) current is {got}, not {count - 1}"
+        print(f"trace event {call[0][0]} -> rr event {ev}: replay shows current={got} (request {count} arriving)")
+        r.stop(timeout=300)
+
+
+def test_record_rr_replay_still_works_minutes_after_the_recording_ended():
+    """Past the CPUID drift that makes a fresh `rr replay` fail here: the warm replay server
+    started when the recording ended still answers (GLIMPSE_RR_LATER_S, default 120)."""
+    need_rr()
+    later = int(os.environ.get("GLIMPSE_RR_LATER_S", "120"))
+    with tempfile.TemporaryDirectory() as tmp:
+        db, row, snaps = record_session("1.23", tmp)
+        # record_session stopped glimpse record, and its warm servers with it: keep one
+        # running the way `glimpse replay` leaves it, then come back later.
+        sid, goid, current = snaps[0]
+        p = glimpse("replay", row["id"], "--at", f"snapshot:{sid}", "--db", db, "--rr", RR, timeout=600)
+        assert p.returncode == 0 and "gdbserver on 127.0.0.1:" in p.stdout, p.stderr
+        pid = int(re.search(r"rr replay pid (\d+)", p.stdout).group(1))
+        try:
+            time.sleep(later)
+            for sid, goid, current in reversed(snaps):  # later moment first, then back
+                got, _ = gdb_current(row["id"], f"snapshot:{sid}", goid, db)
+                assert got == current, (sid, got, current)
+            print(f"{later} s after the recording: the replay server still shows current="
+                  f"{[c for _, _, c in snaps]} at the snapshots' moments")
+        finally:
+            os.killpg(pid, 9)
