@@ -188,6 +188,7 @@ def test_a_version_2_store_is_upgraded_to_3_keeping_its_recordings():
         t = start_target(first_fixture("target"), "-goroutines", 3)
         glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
         c = sqlite3.connect(db)
+        c.execute("DROP INDEX recordings_by_pid")
         for col in V3_RECORDING_COLUMNS:  # back to version 2's recordings table
             c.execute(f"ALTER TABLE recordings DROP COLUMN {col}")
         c.execute("INSERT INTO recordings (id, client_key, command, started, status) "
@@ -201,6 +202,7 @@ def test_a_version_2_store_is_upgraded_to_3_keeping_its_recordings():
         assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
         cols = [r[1] for r in c.execute("PRAGMA table_info(recordings)")]
         assert all(col in cols for col in V3_RECORDING_COLUMNS), cols
+        assert c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'recordings_by_pid'").fetchone() == (1,)
         assert c.execute("SELECT client_key, status, pid FROM recordings WHERE id = 7").fetchone() == \
             ("alice", "done", None)
         assert c.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 2
