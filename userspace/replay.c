@@ -359,12 +359,56 @@ static char *gdb_script(const char *dir)
 	return buf_detach(&path);
 }
 
-/* Relays one Delve connection to rr's gdbserver at addr, rewriting Delve's
- * `qRRCmd:<hex "when">` into the `qRRCmd:when:-1` rr 5.9 wants. Returns when
- * either side closes. */
+int replay_rr_packets(struct buf *in, struct buf *out)
+{
+	int rewritten = 0;
+
+	for (;;) {
+		char *start = in->len ? memchr(in->p, '$', in->len) : NULL, *hash;
+		size_t plen, used;
+
+		if (!start) {
+			buf_add(out, in->p, in->len); /* acks, interrupts */
+			buf_reset(in);
+			return rewritten;
+		}
+		hash = memchr(start, '#', in->len - (size_t)(start - in->p));
+		if (!hash || (size_t)(hash - in->p) + 3 > in->len)
+			break; /* an incomplete packet waits for more */
+		buf_add(out, in->p, (size_t)(start - in->p));
+		plen = (size_t)(hash - start - 1);
+		if (plen > 7 && strncmp(start + 1, "qRRCmd:", 7) == 0 && !memchr(start + 8, ':', plen - 7)) {
+			struct buf cmd = {0};
+			unsigned int sum = 0;
+
+			buf_puts(&cmd, "qRRCmd:");
+			for (size_t i = 8; i + 1 <= plen; i += 2) {
+				char hx[3] = {start[i], start[i + 1], 0};
+
+				buf_putc(&cmd, (char)strtol(hx, NULL, 16));
+			}
+			buf_puts(&cmd, ":-1");
+			for (size_t i = 0; i < cmd.len; i++)
+				sum += (unsigned char)cmd.p[i];
+			buf_printf(out, "$%s#%02x", cmd.p, sum & 0xff);
+			buf_free(&cmd);
+			rewritten++;
+		} else {
+			buf_add(out, start, plen + 4);
+		}
+		used = (size_t)(hash + 3 - in->p);
+		memmove(in->p, in->p + used, in->len - used);
+		in->len -= used;
+		in->p[in->len] = 0;
+	}
+	return rewritten;
+}
+
+/* Relays one Delve connection to rr's gdbserver, Delve's packets through
+ * replay_rr_packets. Returns when either side closes. */
 static void dlv_relay(int dlv, int rr)
 {
-	struct buf in = {0};
+	struct buf in = {0}, out = {0};
 	char chunk[65536];
 
 	for (;;) {
@@ -384,53 +428,13 @@ static void dlv_relay(int dlv, int rr)
 		if (n <= 0)
 			break;
 		buf_add(&in, chunk, (size_t)n);
-		/* Pass on everything up to the last complete packet, rewritten. */
-		for (;;) {
-			char *start = memchr(in.p, '$', in.len), *hash;
-			struct buf outb = {0};
-			size_t plen;
-
-			if (!start) {
-				if (in.len && send(rr, in.p, in.len, MSG_NOSIGNAL) < 0)
-					goto done;
-				buf_reset(&in);
-				break;
-			}
-			hash = memchr(start, '#', in.len - (size_t)(start - in.p));
-			if (!hash || (size_t)(hash - in.p) + 3 > in.len)
-				break;
-			buf_add(&outb, in.p, (size_t)(start - in.p));
-			plen = (size_t)(hash - start - 1);
-			if (plen > 7 && strncmp(start + 1, "qRRCmd:", 7) == 0 && !memchr(start + 8, ':', plen - 7)) {
-				struct buf cmd = {0};
-				unsigned int sum = 0;
-
-				buf_puts(&cmd, "qRRCmd:");
-				for (size_t i = 8; i + 1 < plen + 1; i += 2) {
-					char hx[3] = {start[i], start[i + 1], 0};
-
-					buf_putc(&cmd, (char)strtol(hx, NULL, 16));
-				}
-				buf_puts(&cmd, ":-1");
-				for (size_t i = 0; i < cmd.len; i++)
-					sum += (unsigned char)cmd.p[i];
-				buf_printf(&outb, "$%s#%02x", cmd.p, sum & 0xff);
-				buf_free(&cmd);
-			} else {
-				buf_add(&outb, start, plen + 4);
-			}
-			if (send(rr, outb.p, outb.len, MSG_NOSIGNAL) < 0) {
-				buf_free(&outb);
-				goto done;
-			}
-			buf_free(&outb);
-			memmove(in.p, hash + 3, in.len - (size_t)(hash + 3 - in.p));
-			in.len -= (size_t)(hash + 3 - in.p);
-			in.p[in.len] = 0;
-		}
+		buf_reset(&out);
+		replay_rr_packets(&in, &out);
+		if (out.len && send(rr, out.p, out.len, MSG_NOSIGNAL) != (ssize_t)out.len)
+			break;
 	}
-done:
 	buf_free(&in);
+	buf_free(&out);
 }
 
 /* --dlv: a local relay port for Delve, then dlv connected to it; returns dlv's

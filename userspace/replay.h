@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 struct store;
+struct buf;
 
 struct replay_server {
 	char *addr;		/* "127.0.0.1:PORT", gdb remote protocol */
@@ -29,5 +30,10 @@ int replay_moment(struct store *st, int64_t recording, const char *at, int64_t *
  * why (not done, not replayable here with rr's words, archive missing). */
 int replay_open(struct store *st, const char *rr, int64_t id, int64_t event, struct replay_server *out);
 void replay_server_free(struct replay_server *s);
+/* Moves the gdb remote protocol bytes a debugger sent from in to out: complete
+ * packets (an incomplete one stays in in) and what lies between them, with
+ * Delve's `qRRCmd:<hex of "when">` rewritten to the `qRRCmd:when:-1` rr 5.9
+ * wants (checksum made again). Returns how many packets were rewritten. */
+int replay_rr_packets(struct buf *in, struct buf *out);
 
 #endif
