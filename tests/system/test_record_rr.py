@@ -110,9 +110,22 @@ def gdb_current(rid, at, goid, db):
     return int(m[-1]), p
 
 
-def record_session(version, tmp, requests=(3, 2)):
+def kill_replay_servers(db):
+    """Ends the replay servers glimpse replay left running on db's recordings (-k keeps them)."""
+    c = sqlite3.connect(db)
+    pids = [p for (p,) in c.execute("SELECT replay_pid FROM recordings WHERE replay_pid IS NOT NULL")]
+    c.close()
+    for pid in pids:
+        try:
+            os.killpg(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
+def record_session(version, tmp, requests=(3, 2), keep=False):
     """Records one client of the webapp built by go<version>, with a snapshot after each
-    batch of requests; returns (db, recording row, [(snapshot id, goid, current)])."""
+    batch of requests; returns (db, recording row, [(snapshot id, goid, current)]), and
+    with keep the glimpse record still running (its warm replay server with it) last."""
     db = os.path.join(tmp, "glimpse.db")
     r = Recorder("--key", "header:X-Client", "--idle", 0, "--db", db, "--rr", RR, tmp=tmp, no_rr=False,
                  app=webapp(version))
@@ -137,6 +150,8 @@ def record_session(version, tmp, requests=(3, 2)):
     print(f"go{version}: recording {rid} finished {time.time() - t0:.1f} s after --stop: {row['bytes_raw']} bytes "
           f"({row['bytes_binaries']} binaries) -> {row['bytes_packed']} archived, events {row['events']}, "
           f"replayable {row['replayable']} {row['why_not'] or ''}")
+    if keep:
+        return db, row, snaps, r
     r.stop(timeout=300)
     return db, row, snaps
 
@@ -144,19 +159,25 @@ def record_session(version, tmp, requests=(3, 2)):
 def check_recording_replays_at_snapshots(version):
     need_rr()
     with tempfile.TemporaryDirectory() as tmp:
-        db, row, snaps = record_session(version, tmp)
-        assert row["status"] == "done" and row["replayable"] == 1, row
-        assert row["bytes_raw"] > row["bytes_binaries"] > 0 and 0 < row["bytes_packed"] < row["bytes_raw"], row
-        assert os.path.exists(row["archive"]) and row["go_version"].startswith(f"go{version}"), row
-        c = sqlite3.connect(db)
-        events = [e for (e,) in c.execute("SELECT rr_event FROM snapshots WHERE recording = ? ORDER BY id",
-                                           (row["id"],))]
-        c.close()
-        assert all(events) and events == sorted(events), events
-        for (sid, goid, current), ev in zip(snaps, events):
-            got, _ = gdb_current(row["id"], f"snapshot:{sid}", goid, db)
-            assert got == current, f"snapshot {sid} stored current={current}, the replay at event {ev} shows {got}"
-            print(f"go{version}: snapshot {sid} (current={current}) -> rr event {ev}: replay shows current={got}")
+        db, row, snaps, r = record_session(version, tmp, keep=True)
+        try:
+            assert row["status"] == "done" and row["replayable"] == 1, row
+            assert row["bytes_raw"] > row["bytes_binaries"] > 0 and 0 < row["bytes_packed"] < row["bytes_raw"], row
+            assert os.path.exists(row["archive"]) and row["go_version"].startswith(f"go{version}"), row
+            c = sqlite3.connect(db)
+            events = [e for (e,) in c.execute("SELECT rr_event FROM snapshots WHERE recording = ? ORDER BY id",
+                                               (row["id"],))]
+            c.close()
+            assert all(events) and events == sorted(events), events
+            # Through the warm replay server glimpse record started when the recording stopped.
+            for (sid, goid, current), ev in zip(snaps, events):
+                got, p = gdb_current(row["id"], f"snapshot:{sid}", goid, db)
+                assert "warm rr replay" in p.stderr, p.stderr
+                assert got == current, f"snapshot {sid} stored current={current}, the replay at event {ev} shows {got}"
+                print(f"go{version}: snapshot {sid} (current={current}) -> rr event {ev}: replay shows current={got}")
+        finally:
+            r.stop(timeout=300)
+            kill_replay_servers(db)
 
 
 def test_record_rr_go123_replays_at_each_snapshots_moment():
@@ -213,6 +234,7 @@ def test_record_rr_dynamic_and_go119_builds_are_reported_not_replayable_with_the
             assert row["replayable"] == 0 and "did not stay in step" in row["why_not"], row
             p = glimpse("replay", row["id"], "--db", db, "--rr", RR)
             assert p.returncode != 0 and "cannot replay" in p.stderr, p.stderr
+            kill_replay_servers(db)
 
 
 def test_record_rr_api_lists_replays_downloads_and_stops_recordings():
@@ -240,8 +262,18 @@ def test_record_rr_api_lists_replays_downloads_and_stops_recordings():
             names = os.listdir(os.path.join(tmp, "dl"))
             assert any(n.endswith("webapp") for n in names) and "version" in names, names
             print(f"download: {len(data)} bytes, {len(names)} files, self-contained")
+            # VS Code: a launch.json attaching to the same replay server.
+            vs = os.path.join(tmp, "vs")
+            p = glimpse("replay", row["id"], "--at", f"snapshot:{snaps[0][0]}", "--db", db, "--rr", RR,
+                        "--vscode", vs, check=True)
+            with open(os.path.join(vs, ".vscode", "launch.json")) as f:
+                cfg = json.load(f)["configurations"][0]
+            host, port = rep["gdbserver"].rsplit(":", 1)
+            assert (cfg["type"], cfg["request"], cfg["host"], cfg["port"]) == ("go", "attach", host, int(port)), cfg
+            assert cfg["program"].endswith("webapp") and os.path.exists(cfg["program"]), cfg
         finally:
             s.close()
+            kill_replay_servers(db)
 
 
 def test_record_rr_trace_events_link_to_the_recording_and_replay_at_a_calls_moment():
@@ -280,6 +312,7 @@ def test_record_rr_trace_events_link_to_the_recording_and_replay_at_a_calls_mome
         assert got == count - 1, f"at the call of request {count} (rr event {ev}) current is {got}, not {count - 1}"
         print(f"trace event {call[0][0]} -> rr event {ev}: replay shows current={got} (request {count} arriving)")
         r.stop(timeout=300)
+        kill_replay_servers(db)
 
 
 def test_record_rr_replay_still_works_minutes_after_the_recording_ended():
