@@ -263,9 +263,9 @@ def test_record_a_client_cannot_reach_another_clients_instance():
 
 def test_serve_record_runs_the_proxy_inside_glimpse_serve_and_stops_it_with_the_server():
     from serve import Server
+    tmp = tempfile.TemporaryDirectory()
     s = Server("--record", "127.0.0.1:0", "--record-no-rr", "--record-key", "header:X-Client",
-               "--record-dir", os.path.join(tempfile.gettempdir(), f"glimpse-serve-rec-{os.getpid()}"),
-               "--", webapp(), "-port", "{port}")
+               "--record-dir", os.path.join(tmp.name, "rec"), "--", webapp(), "-port", "{port}")
     try:
         deadline = time.time() + 30
         while "recording proxy on port" not in s.stdout() and time.time() < deadline:
@@ -283,6 +283,7 @@ def test_serve_record_runs_the_proxy_inside_glimpse_serve_and_stops_it_with_the_
         assert not alive(pids.pop())
     finally:
         s.close()
+        tmp.cleanup()
 
 
 def test_record_without_a_working_rr_says_so_and_starts_nothing():
