@@ -1,4 +1,4 @@
--- glimpse store, schema version 2 (STORE_SCHEMA_VERSION in store.h).
+-- glimpse store, schema version 3 (STORE_SCHEMA_VERSION in store.h).
 -- Timestamps are nanoseconds since the Unix epoch (UTC). pcs are link-time addresses
 -- (as `go tool objdump` shows them; equal to run-time addresses except in PIE binaries).
 -- Applied by store.c inside one transaction when the database is new, and after the
@@ -304,5 +304,16 @@ CREATE TABLE IF NOT EXISTS recordings (
 	path         TEXT,		-- the trace directory
 	status       TEXT NOT NULL,	-- 'recording', 'done', 'failed', ...
 	replayable   INTEGER,		-- 1 if a replay was checked to work, 0 if not, NULL unknown
-	why_not      TEXT		-- why it is not replayable
+	why_not      TEXT,		-- why it is not replayable
+	pid          INTEGER,		-- the recorded app's pid (snapshots of it link here while recording)
+	rr_pid       INTEGER,		-- rr record's pid (SIGTERM stops the recording cleanly)
+	clock_offset_ns INTEGER,	-- CLOCK_REALTIME - CLOCK_MONOTONIC when recording started (rr's times are monotonic)
+	archive      TEXT,		-- tar + zstd of the packed trace, binaries in <dir>/binaries once
+	bytes_binaries INTEGER,		-- the binaries rr pack copied in (stored outside the archive)
+	first_event  INTEGER,		-- the warm replay server's first checkpoint (replays seek after it)
+	events       INTEGER,		-- the trace's last event
+	replay_addr  TEXT,		-- a warm replay server (gdbserver protocol) while one runs
+	replay_pid   INTEGER
 );
+-- Snapshots and trace events of a process being recorded find their recording by pid.
+CREATE INDEX IF NOT EXISTS recordings_by_pid ON recordings (pid, status);

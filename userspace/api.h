@@ -20,6 +20,8 @@ extern const struct http_route api_process_routes[];
 extern const size_t api_process_nroutes;
 extern const struct http_route api_grafana_routes[];
 extern const size_t api_grafana_nroutes;
+extern const struct http_route api_recording_routes[];
+extern const size_t api_recording_nroutes;
 
 /* The HTTP status for a failed query. */
 int api_sql_status(enum sqlro_fail f);

@@ -30,5 +30,7 @@ extern const struct cmd cmd_ps;
 extern const struct cmd cmd_snapshot;
 extern const struct cmd cmd_trace;
 extern const struct cmd cmd_serve;
+extern const struct cmd cmd_record;
+extern const struct cmd cmd_replay;
 
 #endif

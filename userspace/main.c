@@ -18,6 +18,8 @@ static const struct cmd *const commands[] = {
 	&cmd_snapshot,
 	&cmd_trace,
 	&cmd_serve,
+	&cmd_record,
+	&cmd_replay,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

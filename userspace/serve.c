@@ -31,6 +31,7 @@
 #include "jsonparse.h"
 #include "modelcache.h"
 #include "reader.h"
+#include "record.h"
 #include "store.h"
 
 #define DEFAULT_PORT 7070
@@ -41,6 +42,7 @@ static const char usage_text[] =
 	"                     [--sql-timeout-ms N] [--sql-max-rows N] [--threads N]\n"
 	"                     [--every DURATION (--pid PID | --comm NAME)] [--no-vars]\n"
 	"                     [--keep DURATION] [--max-db-mb N] [--model-cache-mb N] [--quiet]\n"
+	"                     [--record ADDR [--record-key K] [--record-dir DIR] [--record-idle S] [--record-no-rr] -- CMD ARGS...]\n"
 	"\n"
 	"Runs glimpse as a service: an HTTP API (JSON) to take snapshots, run tracepoints and\n"
 	"query the store with read-only SQL, for people, scripts and Grafana.\n"
@@ -61,7 +63,12 @@ static const char usage_text[] =
 	"  --max-db-mb N       delete the oldest snapshots and events past N MiB\n"
 	"  --model-cache-mb N  memory for binary models kept between requests (default 1024;\n"
 	"                      least recently used out, reloaded when an executable changes)\n"
-	"  --quiet             no access log on stderr\n";
+	"  --quiet             no access log on stderr\n"
+	"  --record ADDR       also run glimpse record's proxy on ADDR for the app after --\n"
+	"                      (rr from $GLIMPSE_RR or PATH; see glimpse help record), with\n"
+	"                      --record-key, --record-dir and --record-idle as record's --key,\n"
+	"                      --dir and --idle (--record-no-rr: instances not recorded);\n"
+	"                      /api/recordings serves what it records\n";
 
 struct schedule {
 	int64_t id;
@@ -80,6 +87,7 @@ struct serve_args {
 	uint64_t sql_timeout_ms, sql_max_rows, threads, every_pid, max_db_mb, model_cache_mb;
 	const char *every_comm;
 	int64_t every_ms, keep_ms;
+	struct record_opts rec;		/* --record: glimpse record's proxy inside the server */
 };
 
 /* The one service of this process (signal handling and schedules need it). */
@@ -768,8 +776,12 @@ static int parse(int argc, char **argv, struct serve_args *a)
 		{"keep", required_argument, NULL, 'K'},		{"max-db-mb", required_argument, NULL, 'M'},
 		{"no-vars", no_argument, NULL, 'V'},		{"quiet", no_argument, NULL, 'q'},
 		{"model-cache-mb", required_argument, NULL, 'm'},
+		{"record", required_argument, NULL, 'r'},	{"record-key", required_argument, NULL, 'y'},
+		{"record-dir", required_argument, NULL, 'D'},	{"record-idle", required_argument, NULL, 'i'},
+		{"record-no-rr", no_argument, NULL, 'N'},
 		{"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0},
 	};
+	uint64_t v;
 	int c;
 
 	optind = 1;
@@ -821,10 +833,37 @@ static int parse(int argc, char **argv, struct serve_args *a)
 				a->keep_ms = ms;
 			break;
 		}
+		case 'r': a->rec.listen = optarg; break;
+		case 'N': a->rec.no_rr = true; break;
+		case 'D': a->rec.dir = optarg; break;
+		case 'y':
+			if (strcmp(optarg, "ip") == 0) {
+				a->rec.key = RECORD_KEY_IP;
+			} else if (strncmp(optarg, "header:", 7) == 0 && optarg[7]) {
+				a->rec.key = RECORD_KEY_HEADER;
+				a->rec.key_name = optarg + 7;
+			} else if (strncmp(optarg, "cookie:", 7) == 0 && optarg[7]) {
+				a->rec.key = RECORD_KEY_COOKIE;
+				a->rec.key_name = optarg + 7;
+			} else {
+				return cli_usage_error("serve", "--record-key: expected ip, header:NAME or cookie:NAME");
+			}
+			break;
+		case 'i':
+			if (!cli_parse_u64(optarg, 0, 86400 * 365, &v))
+				return cli_usage_error("serve", "--record-idle takes seconds, not '%s'", optarg);
+			a->rec.idle_s = (unsigned int)v;
+			break;
 		case 'h': fputs(usage_text, stdout); return -1;
 		default: return cli_usage_error("serve", "bad option");
 		}
 	}
+	if (a->rec.listen && optind < argc) {
+		a->rec.argv = argv + optind;
+		optind = argc;
+	}
+	if (a->rec.listen && !a->rec.argv)
+		return cli_usage_error("serve", "--record ADDR needs the app's command after --");
 	if (optind != argc)
 		return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
 	if (!a->tls_cert != !a->tls_key)
@@ -857,6 +896,7 @@ static struct http_route *all_routes(size_t *n)
 		{api_trace_routes, api_trace_nroutes},
 		{api_process_routes, api_process_nroutes},
 		{api_grafana_routes, api_grafana_nroutes},
+		{api_recording_routes, api_recording_nroutes},
 	};
 	struct http_route *all;
 	size_t total = 0, k = 0;
@@ -873,7 +913,10 @@ static struct http_route *all_routes(size_t *n)
 
 static int run(int argc, char **argv)
 {
-	struct serve_args a = {.sql_timeout_ms = 5000, .sql_max_rows = 10000, .model_cache_mb = 1024};
+	struct serve_args a = {.sql_timeout_ms = 5000, .sql_max_rows = 10000, .model_cache_mb = 1024,
+			       .rec = {.idle_s = 300, .max_clients = 16, .dir = "glimpse-recordings"}};
+	struct recorder *rec = NULL;
+	int rec_failed = 0;
 	struct serve sv = {0};
 	struct http_opts ho = {0};
 	struct http_server *hs = NULL;
@@ -1000,6 +1043,17 @@ static int run(int argc, char **argv)
 	}
 	if (pthread_create(&bg, NULL, background, &sv) == 0)
 		bg_started = true;
+	if (a.rec.listen) {
+		a.rec.db = a.rec.no_rr ? NULL : a.db;
+		a.rec.rr = getenv("GLIMPSE_RR");
+		a.rec.verbose = !a.quiet;
+		rc = recorder_start(&a.rec, &rec);
+		if (rc) {
+			rec_failed = cli_fail(rc);
+		} else {
+			printf("glimpse serve: recording proxy on port %u\n", recorder_port(rec));
+		}
+	}
 	{
 		bool v6 = strchr(addr, ':') != NULL;
 
@@ -1009,16 +1063,20 @@ static int run(int argc, char **argv)
 		       sv.reader ? "bpf (loaded)" : "process_vm_readv");
 		fflush(stdout);
 	}
-	sigwait(&sigs, &sig);
+	if (rec_failed)
+		sig = SIGTERM; /* stop as a signal would */
+	else
+		sigwait(&sigs, &sig);
 	fprintf(stderr, "glimpse serve: %s: stopping\n", strsignal(sig));
 	sv.stopping = true;
+	recorder_stop(rec); /* finishes its recordings: pack, archive, register */
 	http_quiesce(hs);
 	serve_traces_stop_all(&sv);
 	if (bg_started)
 		pthread_join(bg, NULL);
 	http_stop(hs);
 	serve_traces_free(&sv);
-	rc = 0;
+	rc = rec_failed;
 	fprintf(stderr, "glimpse serve: stopped\n");
 out:
 	if (sv.reader)

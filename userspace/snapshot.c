@@ -954,10 +954,11 @@ int snapshot_store(struct store *st, struct snapshot *s)
 			       &proc, "ti", host, (int64_t)s->pid);
 	if (!rc)
 		rc = store_run(st,
-			       "INSERT INTO snapshots (process, taken_at, duration_us, decode_us, reader, goroutines, torn)"
-			       " VALUES (?, ?, ?, ?, ?, ?, ?)",
-			       &s->id, "iiiitii", proc, s->taken_at, s->duration_us, s->decode_us, s->reader,
-			       (int64_t)s->n, (int64_t)s->torn);
+			       "INSERT INTO snapshots (process, taken_at, duration_us, decode_us, reader, goroutines, torn,"
+			       " recording) VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT max(id) FROM recordings"
+			       " WHERE pid = ? AND status = 'recording'))",
+			       &s->id, "iiiitiii", proc, s->taken_at, s->duration_us, s->decode_us, s->reader,
+			       (int64_t)s->n, (int64_t)s->torn, (int64_t)s->pid);
 	grows.snapshot = vrows.snapshot = s->id;
 	/* In goid order: the goroutines primary key and the variables index by
 	 * goroutine then grow at their right edge instead of all over the tree. */

@@ -23,8 +23,9 @@ static int64_t now_ns(clockid_t c)
 }
 
 static const char insert_event[] =
-	"INSERT INTO events (probe, ts_ns, goid, tid, kind, call_id, args, results, error, duration_ns, stack)"
-	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+	"INSERT INTO events (probe, ts_ns, goid, tid, kind, call_id, args, results, error, duration_ns, stack, recording)"
+	" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT max(r.id) FROM probes p JOIN processes pr ON pr.id = p.process"
+	" JOIN recordings r ON r.pid = pr.pid AND r.status = 'recording' WHERE p.id = ?1))";
 
 
 

@@ -1,4 +1,4 @@
-"""The store's schema version 2: a version 1 database (tests/system/store-v1.sql, the schema
+"""The store's schema versions 2 and 3: a version 1 database (tests/system/store-v1.sql, the schema
 as of commit 0e64c38) holding a real snapshot and trace is upgraded in place by the new
 glimpse with every row kept; stacks.top_func is the function a Go traceback shows; the
 views Grafana reads answer; a failed upgrade and a newer database leave the file as it was."""
@@ -99,7 +99,7 @@ def test_a_version_1_store_is_upgraded_in_place_keeping_every_row():
         t.stop()
         c = sqlite3.connect(v1db)
         c.execute("ATTACH ? AS old", (old,))
-        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
         for tb in tables:
             if tb == "meta":
                 continue
@@ -178,13 +178,43 @@ def test_a_failed_upgrade_leaves_the_version_1_file_as_it_was():
         assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
 
 
+V3_RECORDING_COLUMNS = ["pid", "rr_pid", "clock_offset_ns", "archive", "bytes_binaries", "first_event", "events",
+                        "replay_addr", "replay_pid"]
+
+
+def test_a_version_2_store_is_upgraded_to_3_keeping_its_recordings():
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "g.db")
+        t = start_target(first_fixture("target"), "-goroutines", 3)
+        glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
+        c = sqlite3.connect(db)
+        c.execute("DROP INDEX recordings_by_pid")
+        for col in V3_RECORDING_COLUMNS:  # back to version 2's recordings table
+            c.execute(f"ALTER TABLE recordings DROP COLUMN {col}")
+        c.execute("INSERT INTO recordings (id, client_key, command, started, status) "
+                  "VALUES (7, 'alice', '[\"app\"]', 1, 'done')")
+        c.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        c.commit()
+        c.close()
+        glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
+        t.stop()
+        c = sqlite3.connect(db)
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        cols = [r[1] for r in c.execute("PRAGMA table_info(recordings)")]
+        assert all(col in cols for col in V3_RECORDING_COLUMNS), cols
+        assert c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'recordings_by_pid'").fetchone() == (1,)
+        assert c.execute("SELECT client_key, status, pid FROM recordings WHERE id = 7").fetchone() == \
+            ("alice", "done", None)
+        assert c.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 2
+
+
 def test_a_store_from_a_newer_glimpse_is_refused_and_left_byte_identical():
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "g.db")
         t = start_target(first_fixture("target"), "-goroutines", 3)
         glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
         c = sqlite3.connect(db)
-        c.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        c.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
         c.commit()
         c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         c.close()
@@ -192,6 +222,6 @@ def test_a_store_from_a_newer_glimpse_is_refused_and_left_byte_identical():
         p = glimpse("snapshot", "--pid", t.pid, "--db", db)
         t.stop()
         assert p.returncode == 1, p.stderr
-        assert p.stderr.strip() == f"glimpse: {db} was written by a newer glimpse (schema 3, this glimpse knows 2)", \
+        assert p.stderr.strip() == f"glimpse: {db} was written by a newer glimpse (schema 4, this glimpse knows 3)", \
             p.stderr
         assert sha(db) == before

@@ -1,0 +1,339 @@
+"""glimpse record under rr and glimpse replay: static Go 1.23 and 1.26 webapp fixtures recorded
+through the proxy, snapshots taken while recording, the recording stopped, packed, archived and
+registered; a replay at a snapshot's moment shows the parked goroutine's local with the value the
+snapshot stored (and a later snapshot's moment the later value); /api/recordings; a dynamically
+linked and a Go 1.19 build reported not replayable here with the reason. Skipped, with the reason
+printed, where no working rr is found (a tiny static Go program is recorded and replayed to tell)."""
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+from harness import GLIMPSE, Skip, glimpse
+from serve import Server
+from test_record import Recorder, webapp
+
+RR = os.environ.get("GLIMPSE_RR", "rr")
+_rr = {}
+
+TINY = """package main
+
+import "fmt"
+
+func main() { fmt.Println("hello from rr") }
+"""
+
+
+def rr_status():
+    """None when rr records and replays a tiny static Go program here, else why not."""
+    if "why" in _rr:
+        return _rr["why"]
+    why = None
+    try:
+        v = subprocess.run([RR, "--version"], capture_output=True, text=True, timeout=30)
+        why = None if v.returncode == 0 else f"`{RR} --version` failed: {v.stderr.strip()[:200]}"
+    except OSError as e:
+        why = f"no rr ({RR}: {e}); ../shared/tools/rr-soft/install.sh builds rr.soft on PMU-less VMs"
+    if not why:
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "main.go"), "w") as f:
+                f.write(TINY)
+            with open(os.path.join(d, "go.mod"), "w") as f:
+                f.write("module tiny\n\ngo 1.21\n")
+            env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod",
+                       GOCACHE=os.path.expanduser("~/.cache/glimpse/go1.23"))
+            subprocess.run(["/usr/lib/go-1.23/bin/go", "build", "-o", "tiny", "."], cwd=d, env=env, check=True)
+            rec_env = dict(os.environ, _RR_PATCH_LOC_DB_DIR=os.path.join(d, "cache"), GOMAXPROCS="2")
+            why = "rr recorded nothing"
+            for attempt in range(3):  # a fresh replay fails once CPUID's APIC ID drifted: try again
+                t = os.path.join(d, f"t{attempt}")
+                r = subprocess.run([RR, "record", "-W", "-o", t, os.path.join(d, "tiny")], env=rec_env,
+                                   capture_output=True, text=True, timeout=120)
+                if r.returncode != 0:
+                    why = f"rr record -W failed: {r.stderr.strip()[-300:]}"
+                    continue
+                p = subprocess.run([RR, "replay", "-W", "-a", t], capture_output=True, text=True, timeout=120)
+                if p.returncode == 0 and "hello from rr" in p.stdout:
+                    why = None
+                    break
+                why = f"rr replay -W -a of a static Go program failed: {p.stderr.strip()[-300:]}"
+    _rr["why"] = why
+    return why
+
+
+def need_rr():
+    why = rr_status()
+    if why:
+        raise Skip(why)
+
+
+def wait_done(db, rid, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        c = sqlite3.connect(db)
+        c.row_factory = sqlite3.Row
+        row = c.execute("SELECT * FROM recordings WHERE id = ?", (rid,)).fetchone()
+        c.close()
+        if row and row["status"] not in ("starting", "recording"):
+            return dict(row)
+        time.sleep(0.5)
+    raise AssertionError(f"recording {rid} not finished within {timeout} s")
+
+
+def holder(db, snapshot):
+    """(goid, value of holder's `current`) as the snapshot stored them."""
+    c = sqlite3.connect(db)
+    row = c.execute("SELECT goid, value FROM variables WHERE snapshot = ? AND name = 'current' "
+                    "AND goid IN (SELECT g.goid FROM goroutines g JOIN frames f ON f.stack = g.stack_id "
+                    "WHERE g.snapshot = ? AND f.func = 'main.holder')", (snapshot, snapshot)).fetchone()
+    c.close()
+    assert row, f"snapshot {snapshot} has no main.holder with `current`"
+    return row[0], json.loads(row[1])
+
+
+def snapshot(pid, db):
+    out = glimpse("--json", "snapshot", "--pid", pid, "--db", db, check=True).stdout
+    return json.loads(out)["snapshot_id"]
+
+
+def gdb_current(rid, at, goid, db):
+    """The value of main.holder's `current` in goroutine goid at `at`, as gdb shows it in
+    the replay (glimpse replay's glimpse-goroutine command)."""
+    p = glimpse("replay", rid, "--at", at, "--db", db, "--rr", RR, "--gdb", "--", "-batch",
+                "-ex", f"glimpse-goroutine {goid}", "-ex", "bt", "-ex", "frame function main.holder",
+                "-ex", "p current", timeout=600)
+    m = re.findall(r"^\$\d+ = (-?\d+)", p.stdout, re.M)
+    assert m, f"gdb did not show current: {p.stdout[-2000:]} {p.stderr[-2000:]}"
+    return int(m[-1]), p
+
+
+def kill_replay_servers(db):
+    """Ends the replay servers glimpse replay left running on db's recordings (-k keeps them)."""
+    c = sqlite3.connect(db)
+    pids = [p for (p,) in c.execute("SELECT replay_pid FROM recordings WHERE replay_pid IS NOT NULL")]
+    c.close()
+    for pid in pids:
+        try:
+            os.killpg(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
+def record_session(version, tmp, requests=(3, 2), keep=False):
+    """Records one client of the webapp built by go<version>, with a snapshot after each
+    batch of requests; returns (db, recording row, [(snapshot id, goid, current)]), and
+    with keep the glimpse record still running (its warm replay server with it) last."""
+    db = os.path.join(tmp, "glimpse.db")
+    r = Recorder("--key", "header:X-Client", "--idle", 0, "--db", db, "--rr", RR, tmp=tmp, no_rr=False,
+                 app=webapp(version))
+    snaps = []
+    pid = None
+    for n in requests:
+        for _ in range(n):
+            pid, count = r.hit({"X-Client": "alice"})
+        sid = snapshot(pid, db)
+        goid, current = holder(db, sid)
+        assert current == count, (current, count)
+        snaps.append((sid, goid, current))
+    c = sqlite3.connect(db)
+    rid = c.execute("SELECT id FROM recordings WHERE status = 'recording' AND pid = ?", (pid,)).fetchone()[0]
+    linked = c.execute("SELECT count(*) FROM snapshots WHERE recording = ?", (rid,)).fetchone()[0]
+    c.close()
+    assert linked == len(requests)
+    t0 = time.time()
+    p = glimpse("record", "--stop", rid, "--db", db, check=True)
+    assert "SIGTERM sent" in p.stdout
+    row = wait_done(db, rid)
+    print(f"go{version}: recording {rid} finished {time.time() - t0:.1f} s after --stop: {row['bytes_raw']} bytes "
+          f"({row['bytes_binaries']} binaries) -> {row['bytes_packed']} archived, events {row['events']}, "
+          f"replayable {row['replayable']} {row['why_not'] or ''}")
+    if keep:
+        return db, row, snaps, r
+    r.stop(timeout=300)
+    return db, row, snaps
+
+
+def check_recording_replays_at_snapshots(version):
+    need_rr()
+    with tempfile.TemporaryDirectory() as tmp:
+        db, row, snaps, r = record_session(version, tmp, keep=True)
+        try:
+            assert row["status"] == "done" and row["replayable"] == 1, row
+            assert row["bytes_raw"] > row["bytes_binaries"] > 0 and 0 < row["bytes_packed"] < row["bytes_raw"], row
+            assert os.path.exists(row["archive"]) and row["go_version"].startswith(f"go{version}"), row
+            c = sqlite3.connect(db)
+            events = [e for (e,) in c.execute("SELECT rr_event FROM snapshots WHERE recording = ? ORDER BY id",
+                                               (row["id"],))]
+            c.close()
+            assert all(events) and events == sorted(events), events
+            # Through the warm replay server glimpse record started when the recording stopped.
+            for (sid, goid, current), ev in zip(snaps, events):
+                got, p = gdb_current(row["id"], f"snapshot:{sid}", goid, db)
+                assert "warm rr replay" in p.stderr, p.stderr
+                assert got == current, f"snapshot {sid} stored current={current}, the replay at event {ev} shows {got}"
+                print(f"go{version}: snapshot {sid} (current={current}) -> rr event {ev}: replay shows current={got}")
+        finally:
+            r.stop(timeout=300)
+            kill_replay_servers(db)
+
+
+def test_record_rr_go123_replays_at_each_snapshots_moment():
+    check_recording_replays_at_snapshots("1.23")
+
+
+def test_record_rr_go126_replays_at_each_snapshots_moment():
+    check_recording_replays_at_snapshots("1.26")
+
+
+def test_record_rr_binaries_are_stored_once_across_recordings():
+    need_rr()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "glimpse.db")
+        r = Recorder("--key", "header:X-Client", "--idle", 0, "--db", db, "--rr", RR, tmp=tmp, no_rr=False,
+                     app=webapp("1.23"))
+        for k in ("a", "b"):
+            for _ in range(3):
+                r.hit({"X-Client": k})
+        assert r.stop(timeout=600) == 0
+        c = sqlite3.connect(db)
+        rows = c.execute("SELECT status, bytes_binaries, archive FROM recordings ORDER BY id").fetchall()
+        c.close()
+        assert [s for s, _, _ in rows] == ["done", "done"], rows
+        blobs = os.listdir(os.path.join(r.dir, "binaries"))
+        # Both recordings hold the same binaries (the app; rr's own preload library): stored once.
+        assert len(blobs) == len(set(blobs)) and rows[0][1] == rows[1][1], (blobs, rows)
+        total = sum(os.path.getsize(os.path.join(r.dir, "binaries", b)) for b in blobs)
+        print(f"2 recordings: {len(blobs)} binaries stored once ({total} bytes compressed), archives "
+              f"{[os.path.getsize(a) for _, _, a in rows]} bytes")
+
+
+def test_record_rr_dynamic_and_go119_builds_are_reported_not_replayable_with_the_reason():
+    need_rr()
+    for version, flavour, what in (("1.23", ".pie", "dynamically linked"), ("1.19", "", "Go 1.19")):
+        try:
+            app = webapp(version, flavour)
+        except StopIteration:
+            raise Skip(f"no go{version} webapp{flavour} fixture")
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "glimpse.db")
+            r = Recorder("--idle", 0, "--db", db, "--rr", RR, tmp=tmp, no_rr=False, app=app)
+            r.hit()
+            r.stop(timeout=600)
+            c = sqlite3.connect(db)
+            c.row_factory = sqlite3.Row
+            row = dict(c.execute("SELECT * FROM recordings").fetchone())
+            c.close()
+            print(f"{what}: status {row['status']}, replayable {row['replayable']}: {row['why_not']}")
+            assert row["status"] == "done" and row["bytes_packed"] > 0, row
+            if row["replayable"] == 1:
+                print(f"{what}: this machine replays it (RDTSC traps here): nothing to report")
+                continue
+            assert row["replayable"] == 0 and "did not stay in step" in row["why_not"], row
+            p = glimpse("replay", row["id"], "--db", db, "--rr", RR)
+            assert p.returncode != 0 and "cannot replay" in p.stderr, p.stderr
+            kill_replay_servers(db)
+
+
+def test_record_rr_api_lists_replays_downloads_and_stops_recordings():
+    need_rr()
+    with tempfile.TemporaryDirectory() as tmp:
+        db, row, snaps = record_session("1.23", tmp, requests=(2,))
+        s = Server(db=db, env={"GLIMPSE_RR": RR})
+        try:
+            lst = s.get("/api/recordings")["recordings"]
+            assert [x["id"] for x in lst] == [row["id"]] and lst[0]["snapshots"] == 1, lst
+            one = s.get(f"/api/recordings/{row['id']}")
+            assert one["replayable"] is True and one["bytes_packed"] == row["bytes_packed"], one
+            assert s.json("GET", "/api/recordings/999", expect=404)["error"]
+            assert "not in progress" in s.json("POST", f"/api/recordings/{row['id']}/stop", expect=409)["error"]
+            rep = s.json("POST", f"/api/recordings/{row['id']}/replay", {"at": f"snapshot:{snaps[0][0]}"})
+            assert re.match(r"127\.0\.0\.1:\d+$", rep["gdbserver"]) and "target extended-remote" in \
+                rep["commands"]["gdb"], rep
+            status, headers, data = s.request("GET", f"/api/recordings/{row['id']}/download", timeout=600)
+            assert status == 200 and headers["content-type"] == "application/zstd", (status, headers)
+            path = os.path.join(tmp, "dl.tar.zst")
+            with open(path, "wb") as f:
+                f.write(data)
+            os.mkdir(os.path.join(tmp, "dl"))
+            subprocess.run(["tar", "--zstd", "-xf", path, "-C", os.path.join(tmp, "dl")], check=True)
+            names = os.listdir(os.path.join(tmp, "dl"))
+            assert any(n.endswith("webapp") for n in names) and "version" in names, names
+            print(f"download: {len(data)} bytes, {len(names)} files, self-contained")
+            # VS Code: a launch.json attaching to the same replay server.
+            vs = os.path.join(tmp, "vs")
+            p = glimpse("replay", row["id"], "--at", f"snapshot:{snaps[0][0]}", "--db", db, "--rr", RR,
+                        "--vscode", vs, check=True)
+            with open(os.path.join(vs, ".vscode", "launch.json")) as f:
+                cfg = json.load(f)["configurations"][0]
+            host, port = rep["gdbserver"].rsplit(":", 1)
+            assert (cfg["type"], cfg["request"], cfg["host"], cfg["port"]) == ("go", "attach", host, int(port)), cfg
+            assert cfg["program"].endswith("webapp") and os.path.exists(cfg["program"]), cfg
+        finally:
+            s.close()
+            kill_replay_servers(db)
+
+
+def test_record_rr_trace_events_link_to_the_recording_and_replay_at_a_calls_moment():
+    need_rr()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "glimpse.db")
+        r = Recorder("--idle", 0, "--db", db, "--rr", RR, tmp=tmp, no_rr=False, app=webapp("1.23"))
+        for _ in range(3):
+            pid, count = r.hit()
+        # uprobes on the handler of "/" while rr records the process (they stay in the kernel).
+        err = open(os.path.join(tmp, "trace.err"), "w+")
+        tr = subprocess.Popen([GLIMPSE, "trace", "--pid", str(pid), r"^main\.main\.func1$", "--db", db,
+                               "--duration", "60"], stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + 60
+        while "probes in pid" not in open(err.name).read():
+            assert tr.poll() is None and time.time() < deadline, open(err.name).read()
+            time.sleep(0.1)
+        pid, count = r.hit()  # the 4th request: its call sees holder's current == 3
+        tr.send_signal(2)
+        tr.wait(60)
+        err.close()
+        c = sqlite3.connect(db)
+        rid = c.execute("SELECT id FROM recordings WHERE pid = ?", (pid,)).fetchone()[0]
+        call = c.execute("SELECT id, recording FROM events WHERE kind = 'call' ORDER BY id").fetchall()
+        c.close()
+        assert len(call) == 1 and call[0][1] == rid, call
+        sid = snapshot(pid, db)
+        goid, current = holder(db, sid)
+        glimpse("record", "--stop", rid, "--db", db, check=True)
+        row = wait_done(db, rid)
+        assert row["replayable"] == 1, row
+        c = sqlite3.connect(db)
+        ev = c.execute("SELECT rr_event FROM events WHERE id = ?", (call[0][0],)).fetchone()[0]
+        c.close()
+        got, _ = gdb_current(rid, f"event:{call[0][0]}", goid, db)
+        assert got == count - 1, f"at the call of request {count} (rr event {ev}) current is {got}, not {count - 1}"
+        print(f"trace event {call[0][0]} -> rr event {ev}: replay shows current={got} (request {count} arriving)")
+        r.stop(timeout=300)
+        kill_replay_servers(db)
+
+
+def test_record_rr_replay_still_works_minutes_after_the_recording_ended():
+    """Past the CPUID drift that makes a fresh `rr replay` fail here: the warm replay server
+    started when the recording ended still answers (GLIMPSE_RR_LATER_S, default 120)."""
+    need_rr()
+    later = int(os.environ.get("GLIMPSE_RR_LATER_S", "120"))
+    with tempfile.TemporaryDirectory() as tmp:
+        db, row, snaps = record_session("1.23", tmp)
+        # record_session stopped glimpse record, and its warm servers with it: keep one
+        # running the way `glimpse replay` leaves it, then come back later.
+        sid, goid, current = snaps[0]
+        p = glimpse("replay", row["id"], "--at", f"snapshot:{sid}", "--db", db, "--rr", RR, timeout=600)
+        assert p.returncode == 0 and "gdbserver on 127.0.0.1:" in p.stdout, p.stderr
+        pid = int(re.search(r"rr replay pid (\d+)", p.stdout).group(1))
+        try:
+            time.sleep(later)
+            for sid, goid, current in reversed(snaps):  # later moment first, then back
+                got, _ = gdb_current(row["id"], f"snapshot:{sid}", goid, db)
+                assert got == current, (sid, got, current)
+            print(f"{later} s after the recording: the replay server still shows current="
+                  f"{[c for _, _, c in snaps]} at the snapshots' moments")
+        finally:
+            os.killpg(pid, 9)

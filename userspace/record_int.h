@@ -1,0 +1,97 @@
+/* record_int.h - what record.c (the proxy and instances) and record_finish.c (what
+ * happens to a recording once its instance stopped) share; not for other modules.
+ */
+#ifndef GLIMPSE_RECORD_INT_H
+#define GLIMPSE_RECORD_INT_H
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "record.h"
+
+#define NS_PER_S 1000000000LL
+#define WARM_MAX 4			/* warm replay servers kept */
+#define WARM_IDLE_S (30 * 60)		/* a warm replay server's life */
+
+enum inst_state {
+	INST_STARTING,	/* its process is starting; connections for its key wait */
+	INST_RUNNING,
+	INST_STOPPING,	/* SIGTERM sent */
+	INST_EXITED,	/* reaped; its recording is being finished */
+	INST_FAILED,	/* did not start */
+	INST_DONE,	/* finished: freed once no connection uses it */
+};
+
+struct instance {
+	struct instance *next;
+	int64_t id;		/* recordings.id (or a counter without a store) */
+	char *key;
+	enum inst_state state;
+	pid_t pid;		/* our child: rr record, or the app */
+	pid_t app_pid;		/* the app itself */
+	uint16_t port;
+	int conns;		/* connections relayed now */
+	int64_t last_active;	/* CLOCK_MONOTONIC ns of the last byte relayed (atomic) */
+	int64_t started_rt, ended_rt, clock_offset, ready_mono, stop_sent;
+	int exit_status;
+	char *log;		/* the instance's stdout and stderr */
+	char *trace_dir;	/* rr's trace directory */
+	char *error;
+	struct recorder *recorder;	/* for the thread finishing it */
+};
+
+struct warm {
+	int64_t id;		/* recordings.id */
+	pid_t pid;		/* rr replay -s */
+	uint16_t port;
+	int64_t started;	/* CLOCK_MONOTONIC ns */
+};
+
+struct recorder {
+	struct record_opts o;
+	int lfd, wake[2];
+	uint16_t port;
+	pthread_t loop;
+	pthread_mutex_t mu;	/* the instance list, nconns */
+	pthread_cond_t cv;
+	struct instance *insts;
+	int nconns;
+	int64_t next_id;
+	bool stopping;
+	struct store *st;
+	pthread_mutex_t store_mu;
+	char rr[PATH_MAX];
+	char rr_ver[128];
+	struct warm warm[WARM_MAX];	/* guarded by mu */
+};
+
+int64_t record_now(clockid_t c);
+/* A free loopback TCP port (free when asked), or 0. */
+uint16_t record_free_port(void);
+/* A connected socket to 127.0.0.1:port, or -1. */
+int record_connect_port(uint16_t port);
+/* The last max bytes of a file, trailing newlines dropped (caller frees; "" if none). */
+char *record_log_tail(const char *path, size_t max);
+/* What rr said when it failed, from its log: its FATAL, assertion and mismatch
+ * lines (at most 3), else the log's end. Caller frees. */
+char *record_rr_failure(const char *log);
+/* Forks and execs argv with env in a new session, stdout and stderr appended to
+ * log. Returns the pid or -1. */
+pid_t record_spawn(char *const *argv, char *const *env, const char *log);
+void record_instance_free(struct instance *in);
+
+/* record_finish.c */
+int record_blobs_dir(struct recorder *r);
+/* After an instance started (rc 0) or failed: its row's status, pids and path. */
+void record_register_running(struct recorder *r, struct instance *in, int rc);
+/* in has exited: finishes its recording in a thread of its own and sets it
+ * INST_DONE (with r->mu held). */
+void record_finish_start(struct recorder *r, struct instance *in);
+void record_warm_tick(struct recorder *r);
+void record_warm_stop_all(struct recorder *r);
+
+#endif
