@@ -1,4 +1,4 @@
--- glimpse store, schema version 3 (STORE_SCHEMA_VERSION in store.h).
+-- glimpse store, schema version 4 (STORE_SCHEMA_VERSION in store.h).
 -- Timestamps are nanoseconds since the Unix epoch (UTC). pcs are link-time addresses
 -- (as `go tool objdump` shows them; equal to run-time addresses except in PIE binaries).
 -- Applied by store.c inside one transaction when the database is new, and after the
@@ -95,7 +95,6 @@ CREATE TABLE IF NOT EXISTS variables (
 CREATE INDEX IF NOT EXISTS goroutines_by_stack ON goroutines (stack_id);
 CREATE INDEX IF NOT EXISTS goroutines_by_status ON goroutines (snapshot, status, wait_reason);
 CREATE INDEX IF NOT EXISTS variables_by_goroutine ON variables (snapshot, goid, depth);
-CREATE INDEX IF NOT EXISTS variables_by_name ON variables (name);
 CREATE INDEX IF NOT EXISTS snapshots_by_process ON snapshots (process, taken_at);
 CREATE INDEX IF NOT EXISTS frames_by_func ON frames (func);
 
@@ -162,6 +161,21 @@ SELECT sn.id AS snapshot, p.pid, sn.taken_at / 1000000 AS time, sn.duration_us, 
        sn.goroutines, sn.torn, sn.reader
 FROM snapshots sn JOIN processes p ON p.id = sn.process;
 
+-- Tracepoint sessions started over the HTTP API (glimpse serve): one row each, its
+-- probes linked in trace_probes. state: running, done, failed, interrupted (the server
+-- died while it ran); end_reason says why it ended.
+CREATE TABLE IF NOT EXISTS traces (
+	id         INTEGER PRIMARY KEY,
+	process    INTEGER REFERENCES processes(id),
+	pid        INTEGER NOT NULL,
+	regex      TEXT NOT NULL,
+	options    TEXT,		-- JSON: where, stack, duration_s, max_events, limits
+	started    INTEGER NOT NULL,
+	ended      INTEGER,
+	state      TEXT NOT NULL,
+	end_reason TEXT
+);
+
 -- glimpse trace: one row per traced function per trace session.
 CREATE TABLE IF NOT EXISTS probes (
 	id           INTEGER PRIMARY KEY,
@@ -199,6 +213,13 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_probe ON events (probe, ts_ns);
 CREATE INDEX IF NOT EXISTS events_by_call ON events (probe, call_id);
 CREATE INDEX IF NOT EXISTS probes_by_process ON probes (process, started);
+
+CREATE TABLE IF NOT EXISTS trace_probes (
+	trace INTEGER NOT NULL REFERENCES traces(id) ON DELETE CASCADE,
+	probe INTEGER NOT NULL REFERENCES probes(id) ON DELETE CASCADE,
+	PRIMARY KEY (trace, probe)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trace_probes_by_probe ON trace_probes (probe);
 
 -- One row per call, with its return.
 DROP VIEW IF EXISTS calls;

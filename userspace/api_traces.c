@@ -54,19 +54,13 @@ int api_traces_init(struct serve *sv)
 	int rc;
 
 	pthread_mutex_lock(&sv->write_lock);
+	/* sessions a previous server was running when it died */
 	rc = sqlite3_exec(store_db(sv->st),
-			  "CREATE TABLE IF NOT EXISTS traces (id INTEGER PRIMARY KEY, process INTEGER REFERENCES processes(id),"
-			  " pid INTEGER NOT NULL, regex TEXT NOT NULL, options TEXT, started INTEGER NOT NULL, ended INTEGER,"
-			  " state TEXT NOT NULL, end_reason TEXT);"
-			  "CREATE TABLE IF NOT EXISTS trace_probes (trace INTEGER NOT NULL REFERENCES traces(id) ON DELETE CASCADE,"
-			  " probe INTEGER NOT NULL REFERENCES probes(id) ON DELETE CASCADE, PRIMARY KEY (trace, probe)) WITHOUT ROWID;"
-			  "CREATE INDEX IF NOT EXISTS trace_probes_by_probe ON trace_probes (probe);"
-			  /* sessions a previous server was running when it died */
 			  "UPDATE traces SET state = 'interrupted', end_reason = 'the server stopped without flushing'"
-			  " WHERE state = 'running';",
+			  " WHERE state = 'running'",
 			  NULL, NULL, NULL);
 	pthread_mutex_unlock(&sv->write_lock);
-	return rc == SQLITE_OK ? 0 : store_error(store_db(sv->st), rc, "creating the traces table");
+	return rc == SQLITE_OK ? 0 : store_error(store_db(sv->st), rc, "marking interrupted trace sessions");
 }
 
 static void on_event(const struct trace_event *ev, void *arg)

@@ -89,8 +89,7 @@ int64_t serve_parse_duration(const char *s);
 /* Adds a schedule: a snapshot of pid (or of every process named comm) every every_ms. */
 int64_t serve_schedule_add(pid_t pid, const char *comm, int64_t every_ms, bool vars);
 
-/* Trace sessions (api_traces.c). init creates their tables and marks sessions a
- * dead server left running; the rest need traces_lock held, but stop_all and
+/* Trace sessions (api_traces.c). init marks sessions a dead server left running; the rest need traces_lock held, but stop_all and
  * free, which take it themselves or run alone at the end. */
 int api_traces_init(struct serve *sv);
 size_t serve_traces_running(struct serve *sv);

@@ -99,7 +99,7 @@ def test_a_version_1_store_is_upgraded_in_place_keeping_every_row():
         t.stop()
         c = sqlite3.connect(v1db)
         c.execute("ATTACH ? AS old", (old,))
-        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
         for tb in tables:
             if tb == "meta":
                 continue
@@ -182,7 +182,7 @@ V3_RECORDING_COLUMNS = ["pid", "rr_pid", "clock_offset_ns", "archive", "bytes_bi
                         "replay_addr", "replay_pid"]
 
 
-def test_a_version_2_store_is_upgraded_to_3_keeping_its_recordings():
+def test_a_version_2_store_is_upgraded_to_4_keeping_its_recordings():
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "g.db")
         t = start_target(first_fixture("target"), "-goroutines", 3)
@@ -199,7 +199,7 @@ def test_a_version_2_store_is_upgraded_to_3_keeping_its_recordings():
         glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
         t.stop()
         c = sqlite3.connect(db)
-        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
         cols = [r[1] for r in c.execute("PRAGMA table_info(recordings)")]
         assert all(col in cols for col in V3_RECORDING_COLUMNS), cols
         assert c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'recordings_by_pid'").fetchone() == (1,)
@@ -214,7 +214,7 @@ def test_a_store_from_a_newer_glimpse_is_refused_and_left_byte_identical():
         t = start_target(first_fixture("target"), "-goroutines", 3)
         glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
         c = sqlite3.connect(db)
-        c.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        c.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
         c.commit()
         c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         c.close()
@@ -222,6 +222,27 @@ def test_a_store_from_a_newer_glimpse_is_refused_and_left_byte_identical():
         p = glimpse("snapshot", "--pid", t.pid, "--db", db)
         t.stop()
         assert p.returncode == 1, p.stderr
-        assert p.stderr.strip() == f"glimpse: {db} was written by a newer glimpse (schema 4, this glimpse knows 3)", \
+        assert p.stderr.strip() == f"glimpse: {db} was written by a newer glimpse (schema 5, this glimpse knows 4)", \
             p.stderr
         assert sha(db) == before
+
+
+def test_a_version_3_store_is_upgraded_to_4_with_trace_sessions_and_without_the_name_index():
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "g.db")
+        t = start_target(first_fixture("target"), "-goroutines", 3)
+        glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
+        c = sqlite3.connect(db)
+        c.execute("DROP TABLE trace_probes")
+        c.execute("DROP TABLE traces")
+        c.execute("CREATE INDEX variables_by_name ON variables (name)")
+        c.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        c.commit()
+        c.close()
+        glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
+        t.stop()
+        c = sqlite3.connect(db)
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        names = {r[0] for r in c.execute("SELECT name FROM sqlite_schema")}
+        assert {"traces", "trace_probes", "trace_probes_by_probe"} <= names and "variables_by_name" not in names
+        assert c.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 2
