@@ -833,6 +833,9 @@ static struct http_route *all_routes(size_t *n)
 		{api_snapshot_routes, api_snapshot_nroutes},
 		{api_trace_routes, api_trace_nroutes},
 		{api_grafana_routes, api_grafana_nroutes},
+		{api_query_routes, api_query_nroutes},
+		{api_function_routes, api_function_nroutes},
+		{api_web_routes, api_web_nroutes},
 	};
 	struct http_route *all;
 	size_t total = 0, k = 0;
