@@ -2,9 +2,9 @@
  * functions of a process's binary (from its pclntab, so stripped binaries too)
  * whose names contain match, for the web UI's trace picker to complete.
  *
- * Functions of the program come before the runtime's and the standard
- * library's internals (runtime., internal/, type..), so that a short match
- * offers what people trace first.
+ * Package main's functions come first, then other packages', then the
+ * runtime's and compiler-made ones (runtime., internal/, type..), so that a
+ * short match offers what people trace first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +17,14 @@
 #include "json.h"
 #include "pclntab.h"
 
-/* Whether name is the runtime's or a compiler-made function, listed last. */
-static bool internal_func(const char *name)
+/* The order a function is listed in: 0 package main, 1 other packages, 2 the
+ * runtime's and compiler-made functions. */
+static int func_tier(const char *name)
 {
-	return strncmp(name, "runtime.", 8) == 0 || strncmp(name, "internal/", 9) == 0 ||
-	       strncmp(name, "type:", 5) == 0 || strncmp(name, "type..", 6) == 0 || strncmp(name, "go:", 3) == 0 ||
-	       strstr(name, "-fm") != NULL;
+	if (strncmp(name, "runtime.", 8) == 0 || strncmp(name, "internal/", 9) == 0 || strncmp(name, "type:", 5) == 0 ||
+	    strncmp(name, "type..", 6) == 0 || strncmp(name, "go:", 3) == 0 || strstr(name, "-fm") != NULL)
+		return 2;
+	return strncmp(name, "main.", 5) == 0 ? 0 : 1;
 }
 
 static void list_functions(struct http_req *r, struct http_resp *w)
@@ -48,11 +50,11 @@ static void list_functions(struct http_req *r, struct http_resp *w)
 	json_kv_int(&j, "pid", pid);
 	json_key(&j, "functions");
 	json_arr(&j);
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = 0; pass < 3; pass++)
 		for (size_t i = 0; i < nf; i++) {
 			const char *name = pcln_func(bin->pcln, i)->name;
 
-			if (!name || internal_func(name) != (pass == 1))
+			if (!name || func_tier(name) != pass)
 				continue;
 			if (match && *match && !strcasestr(name, match))
 				continue;

@@ -6,11 +6,15 @@
  * assets/ have content hashes in their names and are cached for a year;
  * index.html is revalidated every time. A gzip copy made at build time is sent
  * to clients that accept it. A Content-Security-Policy allows only the page's
- * own origin: nothing is loaded from elsewhere.
+ * own origin: nothing is loaded from elsewhere. The editor (CodeMirror) adds
+ * <style> elements: index.html gets a fresh nonce for them in each answer
+ * (its "__CSP_NONCE__" replaced), which the policy names; no other inline
+ * style or script runs.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "api.h"
 
@@ -22,9 +26,11 @@ struct embedded {
 
 const struct embedded *embedded_file(const char *name);
 
-static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:;"
-			  " connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none';"
-			  " frame-ancestors 'none'; form-action 'self'";
+#define CSP_HEAD "default-src 'self'; script-src 'self'; style-src 'self'"
+#define CSP_TAIL                                                                                                \
+	"; img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none';" \
+	" frame-ancestors 'none'; form-action 'self'"
+#define NONCE_MARK "__CSP_NONCE__"
 
 /* The Content-Type for a file name, by its extension. */
 static const char *content_type(const char *name)
@@ -67,16 +73,37 @@ static bool send_file(struct http_req *r, struct http_resp *w, const char *path)
 	e = embedded_file(name);
 	if (!e)
 		return false;
-	snprintf(gz, sizeof(gz), "%s.gz", name);
-	z = accepts_gzip(r) ? embedded_file(gz) : NULL;
 	w->type = content_type(name);
-	buf_add(&w->body, z ? z->data : e->data, z ? z->len : e->len);
-	if (z)
-		http_add_header(w, "Content-Encoding", "gzip");
+	if (strcmp(path, "index.html") == 0) {
+		unsigned char rnd[16];
+		char nonce[33], policy[512];
+		const char *p = (const char *)e->data, *end = p + e->len, *m;
+
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			http_error(w, 500, "no random bytes for the page's nonce");
+			return true;
+		}
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(nonce + 2 * i, 3, "%02x", rnd[i]);
+		while ((m = memmem(p, (size_t)(end - p), NONCE_MARK, strlen(NONCE_MARK)))) {
+			buf_add(&w->body, p, (size_t)(m - p));
+			buf_puts(&w->body, nonce);
+			p = m + strlen(NONCE_MARK);
+		}
+		buf_add(&w->body, p, (size_t)(end - p));
+		snprintf(policy, sizeof(policy), CSP_HEAD " 'nonce-%s'" CSP_TAIL, nonce);
+		http_add_header(w, "Content-Security-Policy", policy);
+	} else {
+		snprintf(gz, sizeof(gz), "%s.gz", name);
+		z = accepts_gzip(r) ? embedded_file(gz) : NULL;
+		buf_add(&w->body, z ? z->data : e->data, z ? z->len : e->len);
+		if (z)
+			http_add_header(w, "Content-Encoding", "gzip");
+		http_add_header(w, "Content-Security-Policy", CSP_HEAD CSP_TAIL);
+	}
 	http_add_header(w, "Vary", "Accept-Encoding");
 	http_add_header(w, "Cache-Control",
 			strncmp(path, "assets/", 7) == 0 ? "public, max-age=31536000, immutable" : "no-cache");
-	http_add_header(w, "Content-Security-Policy", csp);
 	/* The first URL carries the token: never send it on as a Referer. */
 	http_add_header(w, "Referrer-Policy", "no-referrer");
 	return true;

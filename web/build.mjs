@@ -38,7 +38,8 @@ const html = readFileSync(join(here, 'src/index.html'), 'utf8')
 	.replace('<!--js-->', `<script type="module" src="/assets/${js}"></script>`);
 writeFileSync(join(out, 'index.html'), html);
 writeFileSync(join(out, 'favicon.svg'), readFileSync(join(here, 'src/favicon.svg')));
-for (const f of ['index.html', 'favicon.svg', ...names.map((n) => 'assets/' + n)]) {
+// index.html is never sent compressed: the server puts a fresh nonce in it.
+for (const f of ['favicon.svg', ...names.map((n) => 'assets/' + n)]) {
 	const data = readFileSync(join(out, f));
 	if (data.length > 1024)
 		writeFileSync(join(out, f + '.gz'), gzipSync(data, { level: 9 }));

@@ -11,41 +11,57 @@ import { Chart, Failure, Loading } from './widgets.jsx';
 
 const DEFAULT_SQL = 'SELECT status, count(*) AS goroutines\nFROM goroutines\nGROUP BY status\nORDER BY 2 DESC';
 
-// Tables and views with their columns, read with the read-only SQL endpoint.
+// Tables and views with their columns and types, read with the read-only SQL
+// endpoint: each one's columns are those of "SELECT * FROM it LIMIT 0".
 function useSchema() {
-	return useApi(
-		'/api/sql?sql=' +
-			encodeURIComponent(
-				"SELECT m.type, m.name, p.name, p.type FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite_%' ORDER BY m.type, m.name, p.cid",
-			),
-	);
+	const [state, setState] = useState({ loading: true, data: null, error: null });
+	useEffect(() => {
+		(async () => {
+			const list = await api('/api/sql', {
+				method: 'POST',
+				body: { sql: "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY type DESC, name" },
+			});
+			const cols = await Promise.all(
+				list.rows.map(([, name]) => api('/api/sql', { method: 'POST', body: { sql: `SELECT * FROM "${name.replace(/"/g, '""')}" LIMIT 0` } }).catch(() => ({ columns: [], types: [] }))),
+			);
+			const rows = [];
+			list.rows.forEach(([type, name], i) => cols[i].columns.forEach((c, k) => rows.push([type, name, c, cols[i].types[k]])));
+			setState({ loading: false, data: { rows }, error: null });
+		})().catch((error) => setState({ loading: false, data: null, error }));
+	}, []);
+	return state;
 }
 
-function Editor({ value, onChange, onRun, schema, dark }) {
+const nonce = (document.querySelector('meta[name=csp-nonce]') || {}).content || '';
+
+// The editor owns its text: typing does not re-render the page (preact never
+// touches the editor's DOM); setDoc replaces the text from outside.
+function Editor({ initial, textRef, setDocRef, onRun, schema, dark }) {
 	const host = useRef(null);
-	const view = useRef(null);
 	const run = useRef(onRun);
 	run.current = onRun;
 	useEffect(() => {
 		const v = new EditorView({
-			doc: value,
+			doc: textRef.current || initial,
 			parent: host.current,
 			extensions: [
 				keymap.of([{ key: 'Mod-Enter', run: () => (run.current(), true) }]),
 				basicSetup,
 				sqlLang({ dialect: SQLite, schema, upperCaseKeywords: true }),
-				EditorView.updateListener.of((u) => u.docChanged && onChange(u.state.doc.toString())),
+				EditorView.updateListener.of((u) => {
+					if (u.docChanged) textRef.current = u.state.doc.toString();
+				}),
 				EditorView.contentAttributes.of({ 'aria-label': 'SQL query (Ctrl+Enter runs it)' }),
 				dark ? oneDark : [],
+				EditorView.cspNonce.of(nonce),
 			],
 		});
-		view.current = v;
+		setDocRef.current = (text) => {
+			v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: text } });
+			v.focus();
+		};
 		return () => v.destroy();
 	}, [schema, dark]);
-	useEffect(() => {
-		const v = view.current;
-		if (v && v.state.doc.toString() !== value) v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: value } });
-	}, [value]);
 	return <div class="editor" ref={host} />;
 }
 
@@ -96,15 +112,15 @@ function Results({ res }) {
 export function Sql({ dark }) {
 	const schemaRes = useSchema();
 	const saved = useApi('/api/queries');
-	const [text, setText] = useState(query('q') || DEFAULT_SQL);
+	const textRef = useRef(query('q') || DEFAULT_SQL);
+	const setDocRef = useRef(() => {});
+	const setText = (t) => setDocRef.current(t);
 	const [res, setRes] = useState(null);
 	const [err, setErr] = useState(null);
 	const [running, setRunning] = useState(false);
 	const [name, setName] = useState('');
 	const [author, setAuthor] = useState(localStorage.getItem('glimpse.author') || '');
 	const [savedMsg, setSavedMsg] = useState('');
-	const textRef = useRef(text);
-	textRef.current = text;
 	const schema = useMemo(() => {
 		const s = {};
 		if (schemaRes.data) for (const [, t, c] of schemaRes.data.rows) (s[t] = s[t] || []).push(c);
@@ -135,14 +151,13 @@ export function Sql({ dark }) {
 		e.preventDefault();
 		localStorage.setItem('glimpse.author', author);
 		try {
-			await api('/api/queries', { method: 'POST', body: { name, sql: text, author: author || null } });
+			await api('/api/queries', { method: 'POST', body: { name, sql: textRef.current, author: author || null } });
 			setSavedMsg(`Saved "${name}".`);
 			saved.reload();
 		} catch (x) {
 			setSavedMsg(x.message);
 		}
 	};
-	const csv = `/api/sql?format=csv&sql=${encodeURIComponent(text)}`;
 	return (
 		<section class="sql">
 			<h1>SQL console</h1>
@@ -178,12 +193,19 @@ export function Sql({ dark }) {
 					)}
 				</aside>
 				<div class="sql-main">
-					{schemaRes.loading ? null : <Editor value={text} onChange={setText} onRun={run} schema={schema} dark={dark} />}
+					{schemaRes.loading ? null : <Editor initial={DEFAULT_SQL} textRef={textRef} setDocRef={setDocRef} onRun={run} schema={schema} dark={dark} />}
 					<div class="row">
 						<button class="primary" onClick={run} disabled={running}>
 							{running ? 'Running…' : 'Run (Ctrl+Enter)'}
 						</button>
-						<a class="button" href={csv} download="glimpse-query.csv">
+						<a
+							class="button"
+							href="/api/sql?format=csv"
+							download="glimpse-query.csv"
+							onClick={(e) => {
+								e.currentTarget.href = `/api/sql?format=csv&sql=${encodeURIComponent(textRef.current)}`;
+							}}
+						>
 							Download CSV
 						</a>
 						<form class="row" onSubmit={save}>

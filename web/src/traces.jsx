@@ -28,10 +28,10 @@ export function Traces() {
 							<tr key={t.trace_id}>
 								<td><Link href={`/traces/${t.trace_id}`}>#{t.trace_id}</Link></td>
 								<td>{t.pid}</td>
-								<td class="mono">{t.regex}</td>
+								<td class="mono">{(t.probes || []).map((p) => p.func).join(', ') || t.regex}</td>
 								<td>{t.state}{t.end_reason ? <span class="muted"> ({t.end_reason})</span> : null}</td>
 								<td class="num">{t.events}</td>
-								<td>{fmtTime(t.started_at || t.created_at)}</td>
+								<td>{fmtTime(t.started)}</td>
 							</tr>
 						))}
 						{!list.data.traces.length ? <tr><td colSpan={6} class="muted">No traces yet.</td></tr> : null}
@@ -150,8 +150,9 @@ function Histogram({ events, fn }) {
 			series={[{ label: 'calls', values: data.y }]}
 			bars
 			height={180}
-			title={`Latency of ${fn || 'all functions'} (x: log₂ ns; 10 ≈ 1 µs, 20 ≈ 1 ms, 30 ≈ 1 s)`}
-			xLabel="log2(duration ns)"
+			title={`Latency of ${fn || 'all functions'}: calls by duration (powers of two)`}
+			xLabel="duration"
+			xFmt={(v) => fmtDur(Math.round(2 ** v))}
 		/>
 	);
 }
@@ -241,7 +242,7 @@ export function Trace({ id }) {
 				</label>
 			</div>
 			<Histogram events={events} fn={fn} />
-			<div class="split">
+			<div class="split wide-left">
 				<VirtualList
 					label="Trace events"
 					items={shown}

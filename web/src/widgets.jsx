@@ -22,8 +22,9 @@ export function VirtualList({ items, rowHeight = 28, renderRow, selected, onSele
 		const el = box.current;
 		if (!el || selected == null || selected < 0) return;
 		const y = selected * rowHeight;
+		const head = 28;
 		if (y < el.scrollTop) el.scrollTop = y;
-		else if (y + rowHeight > el.scrollTop + el.clientHeight) el.scrollTop = y + rowHeight - el.clientHeight;
+		else if (y + head + rowHeight > el.scrollTop + el.clientHeight) el.scrollTop = y + head + rowHeight - el.clientHeight;
 	}, [selected]);
 	const first = Math.max(0, Math.floor(top / rowHeight) - 10);
 	const last = Math.min(items.length, Math.ceil((top + h) / rowHeight) + 10);
@@ -33,7 +34,7 @@ export function VirtualList({ items, rowHeight = 28, renderRow, selected, onSele
 			<div
 				key={i}
 				role="row"
-				aria-rowindex={i + 1}
+				aria-rowindex={i + 2}
 				aria-selected={i === selected ? 'true' : 'false'}
 				class={'vrow' + (i === selected ? ' selected' : '')}
 				style={{ top: `${i * rowHeight}px`, height: `${rowHeight}px` }}
@@ -57,16 +58,21 @@ export function VirtualList({ items, rowHeight = 28, renderRow, selected, onSele
 		}
 	};
 	return (
-		<div class="vlist" role="grid" aria-label={label} aria-rowcount={items.length}>
-			{header}
+		<div class="vlist">
 			<div
 				class="vbody"
+				role="grid"
+				aria-label={label}
+				aria-rowcount={items.length + 1}
 				ref={box}
 				tabIndex={0}
 				style={height ? { height: `${height}px` } : undefined}
 				onScroll={(e) => setTop(e.currentTarget.scrollTop)}
 				onKeyDown={key}
 			>
+				<div role="rowgroup" class="vhead-group">
+					{header}
+				</div>
 				<div role="rowgroup" style={{ height: `${items.length * rowHeight}px`, position: 'relative' }}>
 					{rows}
 				</div>
@@ -185,7 +191,7 @@ export function Flame({ tree, onPick, picked, dark }) {
 }
 
 // A uPlot chart. series: [{label, values}], x: numbers; bars draws a histogram.
-export function Chart({ x, series, title, bars, height = 220, xTime, xLabel }) {
+export function Chart({ x, series, title, bars, height = 220, xTime, xLabel, xFmt }) {
 	const el = useRef(null);
 	useEffect(() => {
 		const node = el.current;
@@ -196,7 +202,10 @@ export function Chart({ x, series, title, bars, height = 220, xTime, xLabel }) {
 			height,
 			title,
 			scales: { x: { time: !!xTime } },
-			axes: [{ stroke: 'currentColor', grid: { stroke: '#8884' }, label: xLabel }, { stroke: 'currentColor', grid: { stroke: '#8884' } }],
+			axes: [
+				{ stroke: 'currentColor', grid: { stroke: '#8884' }, values: xFmt ? (u, splits) => splits.map(xFmt) : undefined, incrs: xFmt ? [1] : undefined },
+				{ stroke: 'currentColor', grid: { stroke: '#8884' } },
+			],
 			series: [
 				{ label: xLabel || 'x' },
 				...series.map((s, i) => ({
