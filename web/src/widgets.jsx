@@ -170,6 +170,7 @@ export function Flame({ tree, onPick, picked, dark }) {
 	};
 	return (
 		<div class="flame">
+			<div class="flame-scroll" tabIndex={0} aria-label="Flame graph, scrollable">
 			<canvas
 				ref={canvas}
 				style={{ width: `${width}px`, height: `${height}px` }}
@@ -185,6 +186,7 @@ export function Flame({ tree, onPick, picked, dark }) {
 					if (b && onPick) onPick(b.n.name === 'all' ? '' : b.n.name);
 				}}
 			/>
+			</div>
 			<div class="flame-tip" aria-live="polite">{hover || 'Click a function to filter the groups by it; click "all" to clear.'}</div>
 		</div>
 	);
@@ -236,6 +238,15 @@ export function Value({ name, v, type, truncated, depth = 0 }) {
 	const mark = truncated ? <span class="badge warn" title="the value was cut at a limit (max_string, max_entries or max_depth)">truncated</span> : null;
 	if (!compound) {
 		let cls = 'v-' + (v === null ? 'null' : typeof v);
+		// null is nil for the types that have one; for the others the value was not
+		// there to read (optimized away, not live at this pc).
+		const nilable = !type || /^(\*|\[\]|map\[|chan |func|interface|error$|any$|unsafe\.Pointer)/.test(type);
+		if (v === null && !nilable)
+			return (
+				<div class="vt-leaf" role="treeitem">
+					<span class="vt-name">{name}</span> <span class="vt-type">{type}</span> <span class="badge">unavailable</span>
+				</div>
+			);
 		let text = v === null ? 'nil' : typeof v === 'string' ? JSON.stringify(v) : String(v);
 		return (
 			<div class="vt-leaf" role="treeitem">
