@@ -48,5 +48,5 @@ m = r["median"]
 print(f"| goroutines | navigation → grouped view | filter typed → filtered view | transferred |")
 print(f"|---:|---:|---:|---:|")
 print(f"| {int(sys.argv[2]):,} | {m['navigation_ms']} ms (goal ≤ 1000) | {m['filter_ms']} ms (goal ≤ 200) | {m['transferred_bytes'] / 1024:.0f} KiB |")
-print(f"runs: navigation {r['navigation_ms']} ms, filter {r['filter_ms']} ms, bytes {r['transferred_bytes']}")
+print(f"{r['goroutines']:,} goroutines in {r['groups']} groups; runs: navigation {r['navigation_ms']} ms, filter {r['filter_ms']} ms, bytes {r['transferred_bytes']}")
 PY

@@ -297,11 +297,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	/* Route first (404 and 405 say nothing secret), then the token. A route
 	 * ending in "**" (the web UI) is a fallback: taken only when no other route
 	 * has the path. */
-	for (size_t i = 0; i < 2 * srv->o.nroutes && !route; i++) {
-		const struct http_route *rt = &srv->o.routes[i % srv->o.nroutes];
+	for (size_t i = 0, n = srv->o.nroutes; i < 2 * n && !route; i++) {
+		const struct http_route *rt = &srv->o.routes[i < n ? i : i - n];
 		bool fallback = strstr(rt->pattern, "**") != NULL;
 
-		if (fallback != (i >= srv->o.nroutes) || (fallback && allow.len))
+		if (fallback != (i >= n) || (fallback && allow.len))
 			continue;
 		if (!match(rt->pattern, url, &r))
 			continue;

@@ -101,8 +101,7 @@ function Results({ res }) {
 			</div>
 			{mode === 'chart' && chart ? (
 				<div>
-					<Chart x={chart.x} series={chart.series} bars={chart.bars} title={res.columns.join(', ')} xLabel={res.columns[0]} />
-					{chart.labels ? <p class="muted small">x: row number ({chart.labels.slice(0, 12).map((l, i) => `${i}=${l}`).join(', ')}{chart.labels.length > 12 ? ', …' : ''})</p> : null}
+					<Chart x={chart.x} series={chart.series} bars={chart.bars} title={res.columns.join(', ')} xLabel={res.columns[0]} xLabels={chart.labels} />
 				</div>
 			) : (
 				<div class="table-scroll">

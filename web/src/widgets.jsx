@@ -193,7 +193,7 @@ export function Flame({ tree, onPick, picked, dark }) {
 }
 
 // A uPlot chart. series: [{label, values}], x: numbers; bars draws a histogram.
-export function Chart({ x, series, title, bars, height = 220, xTime, xLabel, xFmt }) {
+export function Chart({ x, series, title, bars, height = 220, xTime, xLabel, xFmt, xLabels }) {
 	const el = useRef(null);
 	useEffect(() => {
 		const node = el.current;
@@ -203,9 +203,14 @@ export function Chart({ x, series, title, bars, height = 220, xTime, xLabel, xFm
 			width: w,
 			height,
 			title,
-			scales: { x: { time: !!xTime } },
+			scales: { x: xLabels ? { time: false, range: [-0.5, xLabels.length - 0.5] } : { time: !!xTime } },
 			axes: [
-				{ stroke: 'currentColor', grid: { stroke: '#8884' }, values: xFmt ? (u, splits) => splits.map(xFmt) : undefined, incrs: xFmt ? [1] : undefined },
+				{
+					stroke: 'currentColor',
+					grid: { stroke: '#8884' },
+					values: xLabels ? (u, splits) => splits.map((v) => (Number.isInteger(v) ? xLabels[v] : '')) : xFmt ? (u, splits) => splits.map(xFmt) : undefined,
+					incrs: xFmt || xLabels ? [1] : undefined,
+				},
 				{ stroke: 'currentColor', grid: { stroke: '#8884' } },
 			],
 			series: [
@@ -227,7 +232,7 @@ export function Chart({ x, series, title, bars, height = 220, xTime, xLabel, xFm
 			ro.disconnect();
 			u.destroy();
 		};
-	}, [x, series, title, bars, height]);
+	}, [x, series, title, bars, height, xLabels]);
 	return <div class="chart" ref={el} role="img" aria-label={title || 'chart'} />;
 }
 

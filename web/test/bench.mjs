@@ -29,6 +29,7 @@ for (let i = 0; i < runs; i++) {
 	out.navigation_ms.push(Date.now() - t0);
 	out.transferred_bytes.push(bytes);
 	out.goroutines = Number(await page.getByTestId('shown-count').textContent());
+	out.groups = Number((await page.locator('.states').textContent()).match(/in (\d+) groups/)[1]);
 	const box = page.getByLabel(/Filter by function or file/);
 	const before = await page.getByTestId('shown-count').textContent();
 	// Time from the input event to the next paint with the new count, measured in the page.
