@@ -27,7 +27,9 @@ SRCS := $(wildcard userspace/*.c)
 OBJS := $(patsubst userspace/%.c,$(B)/obj/%.o,$(SRCS))
 LIB_OBJS := $(filter-out $(B)/obj/main.o,$(OBJS))
 SCHEMA := $(wildcard schema/*.sql)
-WEB := $(filter-out web/grafana,$(wildcard web/*))
+# The web UI: sources under web/src, bundled by esbuild (web/build.mjs, npm packages
+# pinned in web/package-lock.json) into $(B)/web, which is embedded.
+WEB_SRCS := $(wildcard web/src/*) web/build.mjs web/package-lock.json
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 
@@ -40,7 +42,8 @@ all: $(B)/glimpse
 setup:
 	@if ! pkg-config --exists libbpf capstone cmocka libmicrohttpd sqlite3 2>/dev/null || \
 	    ! command -v $(BPFTOOL) >/dev/null || ! test -x /usr/lib/go-1.26/bin/go || \
-	    ! command -v wrk >/dev/null || ! test -d tests/grafana/node_modules/@grafana/data; then \
+	    ! command -v wrk >/dev/null || ! test -d tests/grafana/node_modules/@grafana/data || \
+	    ! test -d web/node_modules/esbuild || ! command -v chromium >/dev/null; then \
 		echo "glimpse: installing build dependencies (scripts/setup.sh)"; bash scripts/setup.sh; \
 	fi
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
@@ -55,9 +58,17 @@ $(B)/%.bpf.o: bpf/%.bpf.c bpf/vmlinux.h $(wildcard bpf/*.h) | $(B)
 $(B)/%.skel.h: $(B)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
-# schema/*.sql and web/* are compiled into the binary.
-$(B)/embedded.c: $(SCHEMA) $(WEB) scripts/embed.sh | $(B)
-	bash scripts/embed.sh $@ $(SCHEMA) $(WEB)
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+$(B)/web/.stamp: $(WEB_SRCS) web/node_modules/.package-lock.json | $(B)
+	node web/build.mjs $(B)/web
+	touch $@
+
+# schema/*.sql and the web UI's bundle are compiled into the binary.
+$(B)/embedded.c: $(SCHEMA) $(B)/web/.stamp scripts/embed.sh | $(B)
+	bash scripts/embed.sh $@ $(SCHEMA) $$(find $(B)/web -type f ! -name .stamp | LC_ALL=C sort)
 
 $(B)/obj/embedded.o: $(B)/embedded.c | $(B)/obj
 	$(CC) $(CFLAGS) -Wno-overlength-strings -c $< -o $@

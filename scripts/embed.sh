@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # embed.sh OUT.c FILE... - compiles files (schema SQL, web UI) into a C table so the
-# glimpse binary is self-contained. Looked up with embedded_file("schema/store.sql").
+# glimpse binary is self-contained. Looked up with embedded_file("schema/store.sql");
+# files under build/ are named without it (build/web/index.html is "web/index.html").
 set -euo pipefail
 out=$1; shift
 {
@@ -18,7 +19,7 @@ out=$1; shift
 	echo 'const struct embedded embedded_files[] = {'
 	i=0
 	for f in "$@"; do
-		echo "	{ \"$f\", f$i, sizeof(f$i) - 1 },"
+		echo "	{ \"${f#build/}\", f$i, sizeof(f$i) - 1 },"
 		i=$((i+1))
 	done
 	echo '	{ NULL, NULL, 0 } };'

@@ -108,6 +108,12 @@ command -v npm >/dev/null || apt_install npm
 if [ ! -d "$root/tests/grafana/node_modules/@grafana/data" ]; then
 	(cd "$root/tests/grafana" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 fi
+# The web UI is bundled at build time (esbuild, preact, CodeMirror, uPlot) and tested in
+# Debian's chromium with playwright-core and axe-core, all pinned in web/package-lock.json.
+if [ ! -d "$root/web/node_modules/esbuild" ]; then
+	(cd "$root/web" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+fi
+command -v chromium >/dev/null || apt_install chromium
 
 # Kernel file systems glimpse uses.
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

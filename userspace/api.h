@@ -22,6 +22,14 @@ extern const struct http_route api_grafana_routes[];
 extern const size_t api_grafana_nroutes;
 extern const struct http_route api_recording_routes[];
 extern const size_t api_recording_nroutes;
+extern const struct http_route api_function_routes[];
+extern const size_t api_function_nroutes;
+extern const struct http_route api_query_routes[];
+extern const size_t api_query_nroutes;
+/* The web UI: a fallback route (a pattern ending in two stars), taken when no
+ * other route has the path. */
+extern const struct http_route api_web_routes[];
+extern const size_t api_web_nroutes;
 
 /* The HTTP status for a failed query. */
 int api_sql_status(enum sqlro_fail f);

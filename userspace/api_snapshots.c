@@ -108,27 +108,35 @@ static void list_snapshots(struct http_req *r, struct http_resp *w)
 	" FROM goroutines g WHERE g.snapshot = :id AND (:status IS NULL OR g.status = :status)"                  \
 	" AND (:func IS NULL OR EXISTS (SELECT 1 FROM frames f WHERE f.stack = g.stack_id"                        \
 	" AND instr(f.func, :func) > 0))"                                                                        \
+	" AND (:goid IS NULL OR g.goid = :goid) AND (:stack IS NULL OR g.stack_id = :stack)"                      \
 	" AND (:vname IS NULL OR EXISTS (SELECT 1 FROM variables v WHERE v.snapshot = g.snapshot"                \
 	" AND v.goid = g.goid AND v.name = :vname AND (:vval IS NULL OR v.value = :vval"                          \
 	" OR v.value = json_quote(:vval))))"
 
 static void list_goroutines(struct http_req *r, struct http_resp *w)
 {
-	struct sqlro_param p[7] = {
+	struct sqlro_param p[9] = {
 		{":id", SQLRO_INT, 0, 0, NULL},		{":status", SQLRO_NULL, 0, 0, NULL},
 		{":func", SQLRO_NULL, 0, 0, NULL},	{":vname", SQLRO_NULL, 0, 0, NULL},
-		{":vval", SQLRO_NULL, 0, 0, NULL},	{":limit", SQLRO_INT, 100, 0, NULL},
+		{":vval", SQLRO_NULL, 0, 0, NULL},	{":goid", SQLRO_NULL, 0, 0, NULL},
+		{":stack", SQLRO_NULL, 0, 0, NULL},	{":limit", SQLRO_INT, 100, 0, NULL},
 		{":offset", SQLRO_INT, 0, 0, NULL},
 	};
+	int64_t goid = -1, stack = -1;
 	const char *status = http_query(r, "status"), *func = http_query(r, "func"), *var = http_query(r, "var");
 	char *vname = NULL;
 	struct buf total = {0};
 	int64_t id;
 
-	if (!snapshot_id(r, w, &id) || !http_query_int(r, w, "limit", 1, 100000, &p[5].i) ||
-	    !http_query_int(r, w, "offset", 0, INT32_MAX, &p[6].i) || !head(r->app, w, id, &w->body))
+	if (!snapshot_id(r, w, &id) || !http_query_int(r, w, "limit", 1, 100000, &p[7].i) ||
+	    !http_query_int(r, w, "offset", 0, INT32_MAX, &p[8].i) || !http_query_int(r, w, "goid", 0, INT64_MAX, &goid) ||
+	    !http_query_int(r, w, "stack", 0, INT64_MAX, &stack) || !head(r->app, w, id, &w->body))
 		return;
 	p[0].i = id;
+	if (goid >= 0)
+		p[5] = (struct sqlro_param){":goid", SQLRO_INT, goid, 0, NULL};
+	if (stack >= 0)
+		p[6] = (struct sqlro_param){":stack", SQLRO_INT, stack, 0, NULL};
 	if (status && *status)
 		p[1] = (struct sqlro_param){":status", SQLRO_TEXT, 0, 0, status};
 	if (func && *func)
@@ -142,12 +150,12 @@ static void list_goroutines(struct http_req *r, struct http_resp *w)
 		if (eq)
 			p[4] = (struct sqlro_param){":vval", SQLRO_TEXT, 0, 0, eq + 1};
 	}
-	if (api_json_rows(r->app, w, &total, "SELECT count(*)" GOROUTINE_FILTER, p, 5) < 0)
+	if (api_json_rows(r->app, w, &total, "SELECT count(*)" GOROUTINE_FILTER, p, 7) < 0)
 		goto out;
 	buf_printf(&w->body, ",\"total\":%s,\"offset\":%" PRId64 ",\"limit\":%" PRId64 ",\"goroutines\":[",
-		   buf_str(&total), p[6].i, p[5].i);
+		   buf_str(&total), p[8].i, p[7].i);
 	if (api_json_rows(r->app, w, &w->body,
-			  "SELECT " GOROUTINE_JSON GOROUTINE_FILTER " ORDER BY g.goid LIMIT :limit OFFSET :offset", p, 7) < 0)
+			  "SELECT " GOROUTINE_JSON GOROUTINE_FILTER " ORDER BY g.goid LIMIT :limit OFFSET :offset", p, 9) < 0)
 		goto out;
 	buf_puts(&w->body, "]}\n");
 out:

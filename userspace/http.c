@@ -133,13 +133,16 @@ bool http_param_id(const struct http_req *r, struct http_resp *w, int i, const c
 	return true;
 }
 
-/* Matches url against pattern ("*" matches one non-empty segment); fills params. */
+/* Matches url against pattern ("*" matches one non-empty segment, a final two stars
+ * the rest of the url, empty or not); fills params. */
 static bool match(const char *pattern, const char *url, struct http_req *r)
 {
 	const char *p = pattern, *u = url;
 
 	r->nparams = 0;
 	while (*p && *u) {
+		if (p[0] == '*' && p[1] == '*')
+			return true;
 		if (*p == '*') {
 			const char *e = strchr(u, '/');
 			size_t n = e ? (size_t)(e - u) : strlen(u);
@@ -156,7 +159,7 @@ static bool match(const char *pattern, const char *url, struct http_req *r)
 		p++;
 		u++;
 	}
-	return !*p && !*u;
+	return (!*p || strcmp(p, "**") == 0) && !*u;
 }
 
 static void free_params(struct http_req *r)
@@ -225,7 +228,6 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct request *rq, s
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, w->type ? w->type : "application/json");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	for (int i = 0; i < w->nheaders; i++) {
 		char *colon = strchr(w->headers[i], ':');
 
@@ -236,6 +238,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct request *rq, s
 		free(w->headers[i]);
 	}
 	w->nheaders = 0;
+	/* API answers are never cached; a handler may say otherwise (the web UI's assets). */
+	if (!MHD_get_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	rq->status = w->status ? w->status : 200;
 	ret = MHD_queue_response(c, (unsigned int)rq->status, resp);
 	MHD_destroy_response(resp);
@@ -289,10 +294,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	rq->answered = true;
 
-	/* Route first (404 and 405 say nothing secret), then the token. */
-	for (size_t i = 0; i < srv->o.nroutes; i++) {
-		const struct http_route *rt = &srv->o.routes[i];
+	/* Route first (404 and 405 say nothing secret), then the token. A route
+	 * ending in "**" (the web UI) is a fallback: taken only when no other route
+	 * has the path. */
+	for (size_t i = 0, n = srv->o.nroutes; i < 2 * n && !route; i++) {
+		const struct http_route *rt = &srv->o.routes[i < n ? i : i - n];
+		bool fallback = strstr(rt->pattern, "**") != NULL;
 
+		if (fallback != (i >= n) || (fallback && allow.len))
+			continue;
 		if (!match(rt->pattern, url, &r))
 			continue;
 		buf_printf(&allow, "%s%s", allow.len ? ", " : "", rt->method);

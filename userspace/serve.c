@@ -897,6 +897,9 @@ static struct http_route *all_routes(size_t *n)
 		{api_process_routes, api_process_nroutes},
 		{api_grafana_routes, api_grafana_nroutes},
 		{api_recording_routes, api_recording_nroutes},
+		{api_query_routes, api_query_nroutes},
+		{api_function_routes, api_function_nroutes},
+		{api_web_routes, api_web_nroutes}, /* the fallback: last */
 	};
 	struct http_route *all;
 	size_t total = 0, k = 0;
