@@ -182,15 +182,17 @@ step('SQL: completion, run, chart, CSV download, saved query', async () => {
 	await shot(page, '12-sql-saved');
 });
 
-step('recordings and replay: a clear state when the API is missing', async () => {
+step('recordings and the replay page', async () => {
 	await page.goto(`${base}/recordings`);
-	await page.locator('.notice, table').first().waitFor();
+	await page.getByRole('heading', { name: 'Recordings' }).waitFor();
+	await page.locator('table.grid').waitFor();
 	await shot(page, '13-recordings');
 	await a11y(page, 'recordings');
 	await page.goto(`${base}/recordings/1/replay`);
 	await page.getByRole('heading', { name: /Replay/ }).waitFor();
+	await page.getByRole('button', { name: 'Open replay at this moment' }).waitFor();
 	await a11y(page, 'replay');
-	console.log('skip replay: step backwards and see a local change: the recordings API (issue 15) and the replay page are not in this build');
+	console.log('skip replay: step backwards and see a local change: stepping a replay in the browser (gdb/MI) is not built yet');
 });
 
 step('process history and unknown URLs', async () => {
