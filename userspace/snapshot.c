@@ -748,40 +748,6 @@ static int store_stack(struct store *st, struct stack_ids *ids, const struct sna
 	return rc;
 }
 
-static int64_t process_start_ns(pid_t pid)
-{
-	char path[64], line[1024];
-	FILE *f;
-	unsigned long long ticks = 0;
-	double uptime = 0, boot_real;
-	char *p;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (!fgets(line, sizeof(line), f)) {
-		fclose(f);
-		return 0;
-	}
-	fclose(f);
-	p = strrchr(line, ')');
-	/* field 22 (starttime) is the 20th after the ") " */
-	for (int i = 0; p && i < 20; i++)
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
-		return 0;
-	f = fopen("/proc/uptime", "re");
-	if (f) {
-		if (fscanf(f, "%lf", &uptime) != 1)
-			uptime = 0;
-		fclose(f);
-	}
-	boot_real = (double)now_ns(CLOCK_REALTIME) / 1e9 - uptime;
-	/* rounded to the second so repeated snapshots map to the same process row */
-	return (int64_t)(boot_real + (double)ticks / (double)sysconf(_SC_CLK_TCK) + 0.5) * 1000000000;
-}
-
 /* ---- bulk inserts: ROWS_PER_INSERT rows per statement, values bound in place ---- */
 
 #define ROWS_PER_INSERT 32
@@ -936,22 +902,13 @@ int snapshot_store(struct store *st, struct snapshot *s)
 	struct rows grows = { st, 0, &goroutine_rows, 0, { { 0 } } };
 	struct rows vrows = { st, 0, &variable_rows, 0, { { 0 } } };
 	const struct snap_goroutine **order;
-	char host[256] = "";
 	int64_t proc = 0, id;
 	int rc;
 
-	gethostname(host, sizeof(host) - 1);
 	rc = store_begin(st);
 	if (rc)
 		return rc;
-	rc = store_run(st, "INSERT OR IGNORE INTO binaries VALUES (?, ?, ?, ?, ?)", NULL, "tttii", bin->build_id,
-		       bin->path, bin->go_version, (int64_t)bin->stripped, (int64_t)bin->pie);
-	if (!rc)
-		rc = store_run(st, "INSERT OR IGNORE INTO processes (pid, build_id, host, started) VALUES (?, ?, ?, ?)",
-			       NULL, "itti", (int64_t)s->pid, bin->build_id, host, process_start_ns(s->pid));
-	if (!rc)
-		rc = store_run(st, "SELECT id FROM processes WHERE host = ? AND pid = ? ORDER BY started DESC LIMIT 1",
-			       &proc, "ti", host, (int64_t)s->pid);
+	rc = store_process(st, bin, s->pid, &proc);
 	if (!rc)
 		rc = store_run(st,
 			       "INSERT INTO snapshots (process, taken_at, duration_us, decode_us, reader, goroutines, torn,"

@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <time.h>
 
 #include "buf.h"
 #include "err.h"
+#include "gobin.h"
 #include "goruntime.h"
 
 struct embedded {
@@ -370,4 +373,60 @@ void store_close(struct store *st)
 	sqlite3_close(st->db);
 	free(st->path);
 	free(st);
+}
+
+/* CLOCK_REALTIME in seconds. */
+static double time_now_real_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* When pid started, ns since the epoch (0 if unknown), from /proc. */
+static int64_t process_start_ns(pid_t pid)
+{
+	char path[64], line[1024], *p;
+	unsigned long long ticks = 0;
+	double uptime = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	for (int i = 0; p && i < 20; i++) /* field 22 (starttime) is the 20th after ") " */
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &ticks) != 1)
+		return 0;
+	f = fopen("/proc/uptime", "re");
+	if (f) {
+		if (fscanf(f, "%lf", &uptime) != 1)
+			uptime = 0;
+		fclose(f);
+	}
+	/* rounded to the second, so that every capture of one process maps to one row */
+	return (int64_t)((double)time_now_real_s() - uptime + (double)ticks / (double)sysconf(_SC_CLK_TCK) +
+			 0.5) * 1000000000;
+}
+
+int store_process(struct store *st, const struct gobin *bin, pid_t pid, int64_t *id)
+{
+	char host[256] = "";
+	int rc;
+
+	gethostname(host, sizeof(host) - 1);
+	*id = 0;
+	rc = store_run(st, "INSERT OR IGNORE INTO binaries VALUES (?, ?, ?, ?, ?)", NULL, "tttii", bin->build_id,
+		       bin->path, bin->go_version, (int64_t)bin->stripped, (int64_t)bin->pie);
+	if (!rc)
+		rc = store_run(st, "INSERT OR IGNORE INTO processes (pid, build_id, host, started) VALUES (?, ?, ?, ?)",
+			       NULL, "itti", (int64_t)pid, bin->build_id, host, process_start_ns(pid));
+	if (!rc)
+		rc = store_run(st, "SELECT id FROM processes WHERE host = ? AND pid = ? ORDER BY started DESC LIMIT 1",
+			       id, "ti", host, (int64_t)pid);
+	return rc;
 }

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define STORE_SCHEMA_VERSION 4
 #define STORE_DEFAULT_PATH "glimpse.db"
@@ -47,6 +48,12 @@ int store_run(struct store *st, const char *sql, int64_t *id, const char *types,
 sqlite3_stmt *store_prepare(struct store *st, const char *sql);
 /* Runs s to its first row or its end and resets it. Returns 0 or a negative code. */
 int store_step(struct store *st, sqlite3_stmt *s);
+
+struct gobin;
+/* The processes row of pid (its binary and it added if new), inside the
+ * caller's transaction, so that snapshots and trace sessions of one process
+ * share one row. Returns 0 or a negative code. */
+int store_process(struct store *st, const struct gobin *bin, pid_t pid, int64_t *id);
 
 /* Message for a failed SQLite call on db, recorded with err_set; returns the code. */
 int store_error(sqlite3 *db, int rc, const char *what);

@@ -22,8 +22,5 @@ int trace_store_probes(struct store *st, const struct gobin *bin, const struct t
 int trace_store_event(struct store *st, const int64_t *probe_ids, const struct trace_event *ev);
 /* Writes every function's counters and end time in one transaction. */
 int trace_store_stats(struct store *st, const struct trace *t, const int64_t *probe_ids);
-/* The process row of pid (binary and process added if new), in the caller's
- * transaction. Shared with snapshots so both map to one process row. */
-int store_process(struct store *st, const struct gobin *bin, pid_t pid, int64_t *id);
 
 #endif
