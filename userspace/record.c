@@ -13,12 +13,14 @@
 #include "record_int.h"
 
 #include <arpa/inet.h>
+#include <cpuid.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +265,11 @@ static char **child_argv(const struct recorder *r, const struct instance *in)
 
 pid_t record_spawn(char *const *argv, char *const *env, const char *log)
 {
+	return record_spawn_on_cpu(argv, env, log, -1);
+}
+
+pid_t record_spawn_on_cpu(char *const *argv, char *const *env, const char *log, int cpu)
+{
 	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	pid_t pid;
 
@@ -274,6 +281,14 @@ pid_t record_spawn(char *const *argv, char *const *env, const char *log)
 		static const char failed[] = "glimpse record: cannot run the command\n";
 
 		setsid();
+		if (cpu >= 0) {
+			cpu_set_t set;
+
+			CPU_ZERO(&set);
+			CPU_SET(cpu, &set);
+			if (sched_setaffinity(0, sizeof(set), &set) != 0)
+				_exit(126);
+		}
 		if (null >= 0)
 			dup2(null, 0);
 		dup2(fd, 1);
@@ -285,6 +300,74 @@ pid_t record_spawn(char *const *argv, char *const *env, const char *log)
 	}
 	close(fd);
 	return pid;
+}
+
+bool record_apic_drift(const char *why, unsigned *replay, unsigned *recorded)
+{
+	static const char tag[] = "Mismatched registers, replay vs rec:";
+	const char *p = why ? strstr(why, tag) : NULL;
+	int pairs = 0;
+
+	if (!p)
+		return false;
+	p += sizeof(tag) - 1;
+	for (;;) {
+		char reg[16];
+		unsigned long long a, b;
+		int n = 0;
+
+		if (sscanf(p, " %15[a-z0-9] 0x%llx != 0x%llx%n", reg, &a, &b, &n) != 3 || n == 0)
+			break;
+		if (((a ^ b) & ~0xff000000ULL) || a == b)
+			return false;
+		if (!pairs++) {
+			*replay = (unsigned)(a >> 24) & 0xff;
+			*recorded = (unsigned)(b >> 24) & 0xff;
+		}
+		p += n;
+	}
+	return pairs > 0;
+}
+
+struct apic_probe {
+	int cpu;
+	unsigned apic;
+	bool ok;
+};
+
+/* Thread: CPUID leaf 1 on one CPU. */
+static void *apic_probe_thread(void *arg)
+{
+	struct apic_probe *a = arg;
+	cpu_set_t set;
+	unsigned eax, ebx, ecx, edx;
+
+	CPU_ZERO(&set);
+	CPU_SET(a->cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) == 0 && __get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
+		a->apic = ebx >> 24;
+		a->ok = true;
+	}
+	return NULL;
+}
+
+int record_cpu_with_apic(unsigned apic)
+{
+	cpu_set_t allowed;
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)
+		return -1;
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		struct apic_probe a = {.cpu = cpu};
+		pthread_t t;
+
+		if (!CPU_ISSET(cpu, &allowed) || pthread_create(&t, NULL, apic_probe_thread, &a) != 0)
+			continue;
+		pthread_join(t, NULL);
+		if (a.ok && a.apic == apic)
+			return cpu;
+	}
+	return -1;
 }
 
 /* The pid rr record runs the app as: rr's first child. 0 until there is one. */

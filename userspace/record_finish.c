@@ -247,9 +247,9 @@ static void warm_kill(struct recorder *r, struct warm *w)
 /* Starts `rr replay -W -s PORT -k -g EVENT trace_dir` and waits until it listens
  * (it reached EVENT in step) or exits (it did not: *why says why). Keeps it in a
  * warm slot, the oldest making room. Returns 0 if it listens. */
-static int warm_start(struct recorder *r, struct instance *in, int64_t event, char **why)
+static int warm_start(struct recorder *r, struct instance *in, int64_t event, int cpu, char **why)
 {
-	char port[16], ev[32], *argv[12];
+	char port[16], ev[32], *argv[13];
 	struct buf log = {0};
 	pid_t pid;
 	uint16_t p = 0;
@@ -262,6 +262,8 @@ static int warm_start(struct recorder *r, struct instance *in, int64_t event, ch
 	argv[k++] = r->rr;
 	argv[k++] = "replay";
 	argv[k++] = "-W";
+	if (cpu >= 0)
+		argv[k++] = "-u"; /* bound by us to a CPU with the recording's APIC ID */
 	argv[k++] = "-s";
 	argv[k++] = port;
 	argv[k++] = "-k";
@@ -271,7 +273,7 @@ static int warm_start(struct recorder *r, struct instance *in, int64_t event, ch
 	argv[k] = NULL;
 	buf_printf(&log, "%s/replay-%" PRId64 ".log", r->o.dir, in->id);
 	unlink(log.p);
-	pid = record_spawn(argv, environ, log.p);
+	pid = record_spawn_on_cpu(argv, environ, log.p, cpu);
 	if (pid < 0) {
 		*why = xstrdup("cannot run rr replay");
 		buf_free(&log);
@@ -451,18 +453,37 @@ static void *finish_thread(void *arg)
 		first = times_event_at(&t, in->ready_mono);
 		/* On VMs whose CPUID leaf 1 APIC ID changes under the guest, a replay can
 		 * leave its course at rt0_go's first syscall; a new try often stays in step. */
+		int cpu = -1;
+
 		for (int attempt = 1; attempt <= REPLAY_TRIES && !replayable; attempt++) {
+			unsigned rep, rec;
+
 			free(why);
 			why = NULL;
-			if (warm_start(r, in, first, &why) == 0)
+			if (warm_start(r, in, first, cpu, &why) == 0) {
 				replayable = 1;
-			else if (attempt < REPLAY_TRIES)
+				break;
+			}
+			/* The CPU's APIC ID moved on: replay on a CPU that has the
+			 * recording's now, if one has; else wait for the host to move. */
+			cpu = record_apic_drift(why, &rep, &rec) ? record_cpu_with_apic(rec) : -1;
+			if (cpu < 0 && attempt < REPLAY_TRIES)
 				usleep(300000);
 		}
 		if (!replayable && why) {
 			struct buf b = {0};
 
-			buf_printf(&b, "%d tries%s: %s", REPLAY_TRIES, replay_hint(in->trace_dir), why);
+			unsigned rep = 0, rec = 0;
+
+			if (record_apic_drift(why, &rep, &rec))
+				buf_printf(&b,
+					   "%d tries%s: the CPU's APIC ID in CPUID leaf 1 changed from 0x%02x when recorded"
+					   " to 0x%02x on replay, and no CPU has it now (the host moved this VM's CPU, and"
+					   " this CPU cannot make CPUID fault for rr; shorter recordings or a machine with"
+					   " CPUID faulting replay): %s",
+					   REPLAY_TRIES, replay_hint(in->trace_dir), rec, rep, why);
+			else
+				buf_printf(&b, "%d tries%s: %s", REPLAY_TRIES, replay_hint(in->trace_dir), why);
 			free(why);
 			why = buf_detach(&b);
 		}

@@ -82,6 +82,15 @@ char *record_rr_failure(const char *log);
 /* Forks and execs argv with env in a new session, stdout and stderr appended to
  * log. Returns the pid or -1. */
 pid_t record_spawn(char *const *argv, char *const *env, const char *log);
+/* record_spawn, the child bound to CPU cpu (none when cpu < 0). */
+pid_t record_spawn_on_cpu(char *const *argv, char *const *env, const char *log, int cpu);
+/* rr replay's failure said the APIC ID in CPUID leaf 1 differs from the
+ * recording's (every mismatched register differs only in bits 31:24): true, with
+ * the APIC IDs of the replay and the recording. */
+bool record_apic_drift(const char *why, unsigned *replay, unsigned *recorded);
+/* The online CPU whose CPUID leaf 1 APIC ID is apic now, or -1 (the host may
+ * move a VM's CPUs: the answer holds for a while, not for ever). */
+int record_cpu_with_apic(unsigned apic);
 void record_instance_free(struct instance *in);
 
 /* record_finish.c */

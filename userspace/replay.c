@@ -182,10 +182,11 @@ static int trace_dir(const struct rec *r, char **out)
 /* Starts `rr replay -W -s PORT -k -g event dir` in a session of its own and waits
  * until it listens. Returns 0 with *addr and *pid, or a negative code with rr's
  * last words (a replay that left its recorded course says so here). */
-static int start_server(const char *rr, const char *dir, int64_t event, char **addr, pid_t *pid)
+static int start_server(const char *rr, const char *dir, int64_t event, int cpu, char **addr, pid_t *pid,
+			unsigned *recorded_apic)
 {
 	char port[16], ev[32];
-	char *argv[] = {(char *)rr, "replay", "-W", "-s", port, "-k", "-g", ev, (char *)dir, NULL};
+	char *argv[] = {(char *)rr, "replay", "-W", "-s", port, "-k", "-g", ev, (char *)dir, NULL, NULL};
 	struct buf log = {0}, a = {0};
 	uint16_t p = record_free_port();
 	int64_t deadline = record_now(CLOCK_MONOTONIC) + 600 * NS_PER_S;
@@ -193,8 +194,12 @@ static int start_server(const char *rr, const char *dir, int64_t event, char **a
 
 	snprintf(port, sizeof(port), "%u", p);
 	snprintf(ev, sizeof(ev), "%" PRId64, event);
+	if (cpu >= 0) { /* bound by us to a CPU with the recording's APIC ID: rr must not rebind */
+		memmove(argv + 3, argv + 2, 7 * sizeof(*argv));
+		argv[2] = "-u";
+	}
 	buf_printf(&log, "%s.replay-%u.log", dir, p);
-	*pid = record_spawn(argv, environ, log.p);
+	*pid = record_spawn_on_cpu(argv, environ, log.p, cpu);
 	if (*pid < 0) {
 		buf_free(&log);
 		return err_set(errno, "cannot run %s", rr);
@@ -209,9 +214,19 @@ static int start_server(const char *rr, const char *dir, int64_t event, char **a
 		}
 		if (waitpid(*pid, &st, WNOHANG) == *pid) {
 			char *why = record_rr_failure(log.p);
+			unsigned rep;
 
-			rc = err_set(EIO, "rr replay could not reach event %s (this machine cannot replay it: %s)", ev,
-				     why);
+			if (record_apic_drift(why, &rep, recorded_apic))
+				rc = err_set(EIO,
+					     "rr replay could not reach event %s: this machine cannot replay it now: the"
+					     " CPU's APIC ID in CPUID leaf 1 is 0x%02x, the recording's was 0x%02x (the"
+					     " host moved this VM's CPU, and this CPU cannot make CPUID fault for rr): %s",
+					     ev, rep, *recorded_apic, why);
+			else {
+				*recorded_apic = 256;
+				rc = err_set(EIO, "rr replay could not reach event %s (this machine cannot replay it: %s)",
+					     ev, why);
+			}
 			free(why);
 			free(tail);
 			break;
@@ -609,13 +624,20 @@ int replay_open(struct store *st, const char *rr, int64_t id, int64_t event, str
 		out->pid = (pid_t)r.replay_pid;
 		out->warm = true;
 	} else {
-		/* A replay can leave its course at rt0_go's first syscall where CPUID's APIC
-		 * ID changes under the guest; another try often stays in step. */
+		/* A replay leaves its course at rt0_go's first syscall when CPUID's APIC ID
+		 * is not the recording's (the host moves a VM's CPUs): try again on a CPU
+		 * that has it now, if one has, else after a while. */
+		int cpu = -1;
+
 		for (int attempt = 0; attempt < 3; attempt++) {
-			rc = start_server(rr, dir, event, &out->addr, &out->pid);
+			unsigned rec = 256;
+
+			rc = start_server(rr, dir, event, cpu, &out->addr, &out->pid, &rec);
 			if (!rc)
 				break;
-			usleep(300000);
+			cpu = rec < 256 ? record_cpu_with_apic(rec) : -1;
+			if (cpu < 0)
+				usleep(300000);
 		}
 		if (!rc)
 			store_run(st, "UPDATE recordings SET replay_addr = ?, replay_pid = ?, first_event = ? WHERE id = ?",

@@ -50,7 +50,13 @@ export async function axe(page) {
 	await page.evaluate(axeSource);
 	const r = await page.evaluate(async () => {
 		const res = await window.axe.run(document, { resultTypes: ['violations'] });
-		return res.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+		return res.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => {
+			// What axe measured (colours and ratio for contrast) and the text, so a
+			// failure in CI says which element and which colours without a rerun.
+			const d = (n.any[0] || n.all[0] || n.none[0] || {}).data;
+			const el = document.querySelector(n.target.join(' '));
+			return { target: n.target.join(' '), text: el ? el.textContent.slice(0, 60) : null, data: d || null };
+		}) }));
 	});
 	return r.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }

@@ -128,6 +128,7 @@ step('dark theme', async () => {
 	await shot(page, '07-snapshot-dark');
 	await a11y(page, 'snapshot-dark');
 	await page.getByRole('button', { name: /light theme/ }).click();
+	await page.waitForFunction(() => document.documentElement.dataset.theme === 'light' && localStorage.getItem('glimpse.theme') === 'light');
 });
 
 step('start a trace with function completion and see live events', async () => {
@@ -169,6 +170,12 @@ step('SQL: completion, run, chart, CSV download, saved query', async () => {
 	const cells = await page.locator('.results tbody tr').first().textContent();
 	check(cells.includes('waiting'), `first row: ${cells}`);
 	await a11y(page, 'sql');
+	// The editor's syntax colours in the dark theme too (One Dark's own fail AA).
+	await page.getByRole('button', { name: /dark theme/ }).click();
+	await page.locator('.cm-content').waitFor();
+	await a11y(page, 'sql-dark');
+	await page.getByRole('button', { name: /light theme/ }).click();
+	await page.locator('.cm-content').waitFor();
 	await page.getByRole('tab', { name: 'Chart' }).click();
 	await page.locator('.results .chart canvas').waitFor();
 	await shot(page, '11-sql-chart');
