@@ -370,6 +370,69 @@ int record_cpu_with_apic(unsigned apic)
 	return -1;
 }
 
+bool record_port_in_use(uint16_t port)
+{
+	static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+	bool used = false;
+
+	for (size_t t = 0; t < sizeof(tables) / sizeof(*tables) && !used; t++) {
+		FILE *f = fopen(tables[t], "r");
+		char line[512];
+
+		if (!f)
+			continue;
+		/* "  sl  local_address rem_address   st ...": hex port after the colon, st 01 is ESTABLISHED. */
+		while (!used && fgets(line, sizeof(line), f)) {
+			unsigned lport, st;
+			char *colon = strchr(line, ':');
+
+			colon = colon ? strchr(colon + 1, ':') : NULL;
+			if (colon && sscanf(colon + 1, "%x %*s %x", &lport, &st) == 2 && lport == port && st == 1)
+				used = true;
+		}
+		fclose(f);
+	}
+	return used;
+}
+
+int64_t record_group_rss(pid_t pgid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int64_t total = 0;
+	long page = sysconf(_SC_PAGESIZE);
+
+	while (d && (e = readdir(d))) {
+		char path[300], stat[1024], *close_paren;
+		long rss_pages;
+		int pgrp;
+		FILE *f;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(stat, sizeof(stat), f)) {
+			fclose(f);
+			continue;
+		}
+		fclose(f);
+		/* After "pid (comm) ": state ppid pgrp ... field 24 is rss in pages. */
+		close_paren = strrchr(stat, ')');
+		if (close_paren &&
+		    sscanf(close_paren + 2, "%*c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d"
+					    " %*u %*u %ld",
+			   &pgrp, &rss_pages) == 2 &&
+		    pgrp == pgid)
+			total += (int64_t)rss_pages * page;
+	}
+	if (d)
+		closedir(d);
+	return total;
+}
+
 /* The pid rr record runs the app as: rr's first child. 0 until there is one. */
 static pid_t rr_child(pid_t rr)
 {
@@ -855,6 +918,12 @@ int recorder_start(const struct record_opts *o, struct recorder **out)
 
 	*out = NULL;
 	r->o = *o;
+	if (!r->o.replay_servers || r->o.replay_servers > WARM_MAX)
+		r->o.replay_servers = r->o.replay_servers ? WARM_MAX : 4;
+	if (!r->o.replay_mem_mb)
+		r->o.replay_mem_mb = 2048;
+	if (!r->o.replay_idle_s)
+		r->o.replay_idle_s = 1800;
 	r->lfd = r->wake[0] = r->wake[1] = -1;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->store_mu, NULL);

@@ -35,6 +35,9 @@ struct record_opts {
 	const char *db;			/* the store recordings are registered in; NULL: none */
 	char *const *argv;		/* the app's command line, NULL-terminated; "{port}" is replaced */
 	bool verbose;			/* one line on stderr per instance started and stopped */
+	unsigned int replay_servers;	/* warm replay servers kept (0: 4; at most 64) */
+	unsigned int replay_mem_mb;	/* their resident memory together (0: 2048 MiB) */
+	unsigned int replay_idle_s;	/* one stops after this long without a debugger (0: 1800 s) */
 };
 
 struct recorder;

@@ -17,7 +17,8 @@
 
 static const char usage_text[] =
 	"usage: glimpse record --listen ADDR [--key ip|header:NAME|cookie:NAME] [--idle S] [--max-clients N]\n"
-	"                      [--dir DIR] [--rr PATH] [--no-rr] [--db FILE] [--start-timeout S] [-v] -- CMD ARGS...\n"
+	"                      [--dir DIR] [--rr PATH] [--no-rr] [--db FILE] [--start-timeout S]\n"
+	"                      [--replay-servers N] [--replay-mem MB] [--replay-idle S] [-v] -- CMD ARGS...\n"
 	"       glimpse record --stop ID [--db FILE]\n"
 	"\n"
 	"A proxy on ADDR that starts one instance of a web app per client, under `rr record`, so\n"
@@ -37,6 +38,11 @@ static const char usage_text[] =
 	"  --no-rr              run the instances without recording them\n"
 	"  --db FILE            store recordings are registered in (default $GLIMPSE_DB or glimpse.db)\n"
 	"  --start-timeout S    for an instance's port to accept (default 30, 120 under rr)\n"
+	"  --replay-servers N   replay servers kept warm (default 4, at most 64): the least recently\n"
+	"                       used makes room\n"
+	"  --replay-mem MB      their resident memory together (default 2048): over it, the least\n"
+	"                       recently used stop\n"
+	"  --replay-idle S      one stops after S seconds with no debugger attached (default 1800)\n"
 	"  -v, --verbose        a line per instance started, stopped and recording finished\n"
 	"  --stop ID            stop recording ID of a running glimpse record (SIGTERM to its rr)\n"
 	"\n"
@@ -99,13 +105,15 @@ static int parse_key(struct record_opts *o, const char *k)
 
 static int run(int argc, char **argv)
 {
-	enum { O_DIR = 256, O_RR, O_NO_RR, O_DB, O_IDLE, O_MAX, O_STOP, O_TIMEOUT, O_KEY, O_LISTEN };
+	enum { O_DIR = 256, O_RR, O_NO_RR, O_DB, O_IDLE, O_MAX, O_STOP, O_TIMEOUT, O_KEY, O_LISTEN, O_RSERV, O_RMEM, O_RIDLE };
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN}, {"key", required_argument, NULL, O_KEY},
 		{"idle", required_argument, NULL, O_IDLE},     {"max-clients", required_argument, NULL, O_MAX},
 		{"dir", required_argument, NULL, O_DIR},       {"rr", required_argument, NULL, O_RR},
 		{"no-rr", no_argument, NULL, O_NO_RR},         {"db", required_argument, NULL, O_DB},
 		{"stop", required_argument, NULL, O_STOP},     {"start-timeout", required_argument, NULL, O_TIMEOUT},
+		{"replay-servers", required_argument, NULL, O_RSERV}, {"replay-mem", required_argument, NULL, O_RMEM},
+		{"replay-idle", required_argument, NULL, O_RIDLE},
 		{"verbose", no_argument, NULL, 'v'},           {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -140,6 +148,21 @@ static int run(int argc, char **argv)
 			if (!cli_parse_u64(optarg, 1, 3600, &v))
 				return cli_usage_error("record", "--start-timeout: '%s' is not in 1..3600", optarg);
 			o.start_timeout_s = (unsigned int)v;
+			break;
+		case O_RSERV:
+			if (!cli_parse_u64(optarg, 1, 64, &v))
+				return cli_usage_error("record", "--replay-servers: '%s' is not in 1..64", optarg);
+			o.replay_servers = (unsigned int)v;
+			break;
+		case O_RMEM:
+			if (!cli_parse_u64(optarg, 1, 1 << 20, &v))
+				return cli_usage_error("record", "--replay-mem: '%s' is not a number of MiB", optarg);
+			o.replay_mem_mb = (unsigned int)v;
+			break;
+		case O_RIDLE:
+			if (!cli_parse_u64(optarg, 1, 86400 * 365, &v))
+				return cli_usage_error("record", "--replay-idle: '%s' is not a number of seconds", optarg);
+			o.replay_idle_s = (unsigned int)v;
 			break;
 		case O_DIR: o.dir = optarg; break;
 		case O_RR: o.rr = optarg; break;

@@ -318,19 +318,20 @@ static int warm_start(struct recorder *r, struct instance *in, int64_t event, in
 	{
 		struct warm *slot = &r->warm[0];
 
-		for (int i = 0; i < WARM_MAX; i++) {
+		/* A free slot, else the least recently used server makes room. */
+		for (unsigned i = 0; i < r->o.replay_servers; i++) {
 			if (!r->warm[i].pid) {
 				slot = &r->warm[i];
 				break;
 			}
-			if (r->warm[i].started < slot->started)
+			if (r->warm[i].used < slot->used)
 				slot = &r->warm[i];
 		}
 		warm_kill(r, slot);
 		slot->id = in->id;
 		slot->pid = pid;
 		slot->port = p;
-		slot->started = record_now(CLOCK_MONOTONIC);
+		slot->started = slot->used = record_now(CLOCK_MONOTONIC);
 	}
 	pthread_mutex_unlock(&r->mu);
 	pthread_mutex_lock(&r->store_mu);
@@ -347,21 +348,58 @@ static int warm_start(struct recorder *r, struct instance *in, int64_t event, in
 
 void record_warm_tick(struct recorder *r)
 {
-	int64_t now = record_now(CLOCK_MONOTONIC);
+	int64_t now = record_now(CLOCK_MONOTONIC), total = 0;
+	int64_t limit = (int64_t)r->o.replay_mem_mb << 20;
 
 	pthread_mutex_lock(&r->mu);
 	for (int i = 0; i < WARM_MAX; i++) {
 		struct warm *w = &r->warm[i];
 		int st;
 
-		if (!w->pid)
-			continue;
-		if (now - w->started > (int64_t)WARM_IDLE_S * NS_PER_S)
-			warm_kill(r, w);
-		else if (waitpid(w->pid, &st, WNOHANG) == w->pid) {
+		if (w->pid && waitpid(w->pid, &st, WNOHANG) == w->pid) {
 			w->pid = 0;
 			warm_kill(r, w);
 		}
+	}
+	/* Once a second: which servers a debugger uses, idle ones, and memory. */
+	if (now - r->warm_checked < NS_PER_S) {
+		pthread_mutex_unlock(&r->mu);
+		return;
+	}
+	r->warm_checked = now;
+	for (int i = 0; i < WARM_MAX; i++) {
+		struct warm *w = &r->warm[i];
+
+		if (!w->pid)
+			continue;
+		if (record_port_in_use(w->port))
+			w->used = now;
+		if (now - w->used > (int64_t)r->o.replay_idle_s * NS_PER_S) {
+			if (r->o.verbose)
+				fprintf(stderr, "glimpse record: replay server of recording %" PRId64 " idle for %u s: stopped\n",
+					w->id, r->o.replay_idle_s);
+			warm_kill(r, w);
+			continue;
+		}
+		w->rss = record_group_rss(w->pid);
+		total += w->rss;
+	}
+	/* Over the memory bound: the least recently used go first. */
+	while (total > limit) {
+		struct warm *lru = NULL;
+
+		for (int i = 0; i < WARM_MAX; i++)
+			if (r->warm[i].pid && (!lru || r->warm[i].used < lru->used))
+				lru = &r->warm[i];
+		if (!lru)
+			break;
+		if (r->o.verbose)
+			fprintf(stderr,
+				"glimpse record: replay servers use %" PRId64 " MiB, over %u: stopped the one of recording"
+				" %" PRId64 "\n",
+				total >> 20, r->o.replay_mem_mb, lru->id);
+		total -= lru->rss;
+		warm_kill(r, lru);
 	}
 	pthread_mutex_unlock(&r->mu);
 }

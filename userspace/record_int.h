@@ -14,8 +14,7 @@
 #include "record.h"
 
 #define NS_PER_S 1000000000LL
-#define WARM_MAX 4			/* warm replay servers kept */
-#define WARM_IDLE_S (30 * 60)		/* a warm replay server's life */
+#define WARM_MAX 64			/* warm replay servers kept at most (o.replay_servers) */
 
 enum inst_state {
 	INST_STARTING,	/* its process is starting; connections for its key wait */
@@ -49,6 +48,8 @@ struct warm {
 	pid_t pid;		/* rr replay -s */
 	uint16_t port;
 	int64_t started;	/* CLOCK_MONOTONIC ns */
+	int64_t used;		/* CLOCK_MONOTONIC ns a debugger was last seen attached */
+	int64_t rss;		/* bytes resident, rr and its replayed processes */
 };
 
 struct recorder {
@@ -66,7 +67,8 @@ struct recorder {
 	pthread_mutex_t store_mu;
 	char rr[PATH_MAX];
 	char rr_ver[128];
-	struct warm warm[WARM_MAX];	/* guarded by mu */
+	struct warm warm[WARM_MAX];	/* guarded by mu; o.replay_servers used */
+	int64_t warm_checked;		/* CLOCK_MONOTONIC ns of the last use and memory check */
 };
 
 int64_t record_now(clockid_t c);
@@ -91,6 +93,11 @@ bool record_apic_drift(const char *why, unsigned *replay, unsigned *recorded);
 /* The online CPU whose CPUID leaf 1 APIC ID is apic now, or -1 (the host may
  * move a VM's CPUs: the answer holds for a while, not for ever). */
 int record_cpu_with_apic(unsigned apic);
+/* A TCP connection to or from local port is established now (/proc/net/tcp{,6}):
+ * a debugger is attached to the replay server listening there. */
+bool record_port_in_use(uint16_t port);
+/* The resident memory, in bytes, of the processes in process group pgid. */
+int64_t record_group_rss(pid_t pgid);
 void record_instance_free(struct instance *in);
 
 /* record_finish.c */

@@ -525,7 +525,8 @@ static const char usage_text[] =
 	"server starts. The replay is the warm server glimpse record started when the recording\n"
 	"ended (if it still runs), else a new `rr replay -W -s PORT -k -g EVENT` on the recording's\n"
 	"own packed binaries, unpacked from its archive if needed. The server stays running for\n"
-	"later connections (-k); glimpse replay prints its pid.\n"
+	"later connections (-k) until none has been attached for --replay-idle; glimpse replay\n"
+	"prints its pid.\n"
 	"\n"
 	"  --at snapshot:ID   the moment of that snapshot (taken while recording)\n"
 	"  --at event:ID      the moment of that trace event\n"
@@ -536,7 +537,9 @@ static const char usage_text[] =
 	"                     wants in another form (Delve >= 1.24; kernel.perf_event_paranoid <= 1)\n"
 	"  --vscode DIR       write DIR/.vscode/launch.json attaching VS Code's Go extension to it\n"
 	"  --db FILE          the store (default $GLIMPSE_DB or glimpse.db)\n"
-	"  --rr PATH          rr to use (default: rr on PATH)\n";
+	"  --rr PATH          rr to use (default: rr on PATH)\n"
+	"  --replay-idle S    a replay server this starts stops after S seconds with no debugger\n"
+	"                     attached (default 1800)\n";
 
 /* Writes DIR/.vscode/launch.json: an attach of the Go extension (Delve) to addr. */
 static int write_vscode(const char *dir, const char *addr, const char *exe, int64_t id)
@@ -597,6 +600,69 @@ static int write_vscode(const char *dir, const char *addr, const char *exe, int6
 	return 0;
 }
 
+static unsigned int replay_idle_s = 1800; /* --replay-idle */
+
+/* Starts `glimpse replay --watch PID:PORT` detached (no zombie left to the caller,
+ * which may be the server): it stops the replay server once no debugger has been
+ * attached for replay_idle_s, so servers left running for later connections do
+ * not pile up. */
+static void watch_server(pid_t pid, uint16_t port)
+{
+	char target[48], idle[16];
+	char *argv[] = {"/proc/self/exe", "replay", "--watch", target, "--replay-idle", idle, NULL};
+	pid_t mid;
+
+	snprintf(target, sizeof(target), "%d:%u", (int)pid, port);
+	snprintf(idle, sizeof(idle), "%u", replay_idle_s);
+	mid = fork();
+	if (mid == 0) {
+		_exit(record_spawn(argv, environ, "/dev/null") < 0 ? 1 : 0);
+	}
+	if (mid > 0)
+		while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
+/* True while pid is a live (not zombie) process leading its own process group. */
+static bool server_running(pid_t pid)
+{
+	char path[64], line[512], *p;
+	FILE *f;
+	int pgrp = 0;
+	char state = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	return p && sscanf(p + 2, "%c %*d %d", &state, &pgrp) == 2 && state != 'Z' && pgrp == pid;
+}
+
+/* --watch PID:PORT: the watchdog watch_server starts. */
+static int watch(const char *target)
+{
+	int pid = 0;
+	unsigned port = 0;
+	int64_t last = record_now(CLOCK_MONOTONIC);
+
+	if (sscanf(target, "%d:%u", &pid, &port) != 2 || pid <= 1 || !port || port > 65535)
+		return cli_usage_error("replay", "--watch PID:PORT");
+	while (server_running(pid)) {
+		int64_t now = record_now(CLOCK_MONOTONIC);
+
+		if (record_port_in_use((uint16_t)port))
+			last = now;
+		else if (now - last > (int64_t)replay_idle_s * NS_PER_S) {
+			kill(-pid, SIGKILL);
+			break;
+		}
+		sleep(2);
+	}
+	return 0;
+}
+
 int replay_open(struct store *st, const char *rr, int64_t id, int64_t event, struct replay_server *out)
 {
 	struct rec r;
@@ -639,9 +705,11 @@ int replay_open(struct store *st, const char *rr, int64_t id, int64_t event, str
 			if (cpu < 0)
 				usleep(300000);
 		}
-		if (!rc)
+		if (!rc) {
+			watch_server(out->pid, (uint16_t)atoi(strrchr(out->addr, ':') + 1));
 			store_run(st, "UPDATE recordings SET replay_addr = ?, replay_pid = ?, first_event = ? WHERE id = ?",
 				  NULL, "tiii", out->addr, (int64_t)out->pid, event, id);
+		}
 	}
 out:
 	free(dir);
@@ -658,15 +726,16 @@ void replay_server_free(struct replay_server *s)
 
 static int run(int argc, char **argv)
 {
-	enum { O_AT = 256, O_EVENT, O_GDB, O_DLV, O_VSCODE, O_DB, O_RR };
+	enum { O_AT = 256, O_EVENT, O_GDB, O_DLV, O_VSCODE, O_DB, O_RR, O_IDLE, O_WATCH };
 	static const struct option opts[] = {
 		{"at", required_argument, NULL, O_AT},       {"event", required_argument, NULL, O_EVENT},
 		{"gdb", no_argument, NULL, O_GDB},           {"dlv", no_argument, NULL, O_DLV},
 		{"vscode", required_argument, NULL, O_VSCODE}, {"db", required_argument, NULL, O_DB},
 		{"rr", required_argument, NULL, O_RR},       {"help", no_argument, NULL, 'h'},
+		{"replay-idle", required_argument, NULL, O_IDLE}, {"watch", required_argument, NULL, O_WATCH},
 		{NULL, 0, NULL, 0},
 	};
-	const char *at = NULL, *vscode = NULL, *db = getenv("GLIMPSE_DB"), *rr = "rr";
+	const char *at = NULL, *vscode = NULL, *db = getenv("GLIMPSE_DB"), *rr = "rr", *watching = NULL;
 	bool gdb = false, dlv = false;
 	uint64_t id = 0, ev = 0;
 	struct replay_server srv;
@@ -689,10 +758,19 @@ static int run(int argc, char **argv)
 		case O_VSCODE: vscode = optarg; break;
 		case O_DB: db = optarg; break;
 		case O_RR: rr = optarg; break;
+		case O_IDLE:
+			if (!cli_parse_u64(optarg, 1, 86400 * 365, &ev))
+				return cli_usage_error("replay", "--replay-idle: '%s' is not a number of seconds", optarg);
+			replay_idle_s = (unsigned int)ev;
+			ev = 0;
+			break;
+		case O_WATCH: watching = optarg; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: return cli_usage_error("replay", "unknown option");
 		}
 	}
+	if (watching)
+		return watch(watching);
 	if (optind >= argc || !cli_parse_u64(argv[optind], 1, INT64_MAX, &id))
 		return cli_usage_error("replay", "expected a RECORDING_ID");
 	if ((at && ev) || gdb + dlv + (vscode != NULL) > 1)

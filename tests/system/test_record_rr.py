@@ -5,6 +5,7 @@ snapshot stored (and a later snapshot's moment the later value); /api/recordings
 linked and a Go 1.19 build reported not replayable here with the reason. Skipped, with the reason
 printed, where no working rr is found (a tiny static Go program is recorded and replayed to tell)."""
 import json
+import socket
 import os
 import re
 import sqlite3
@@ -395,3 +396,87 @@ def replay_works_minutes_later(tmp):
               f"{[c for _, _, c in snaps]} at the snapshots' moments")
     finally:
         os.killpg(pid, 9)
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def replay_row(db, rid):
+    c = sqlite3.connect(db)
+    row = c.execute("SELECT replay_addr, replay_pid FROM recordings WHERE id = ?", (rid,)).fetchone()
+    c.close()
+    return row
+
+
+def test_record_rr_warm_replay_servers_stop_when_idle_and_over_the_memory_bound():
+    """glimpse record keeps replay servers warm within --replay-idle (while no debugger is
+    attached) and --replay-mem; a server glimpse replay starts stops after its --replay-idle
+    without a debugger, and not while one is attached."""
+    need_rr()
+
+    def run(tmp):
+        db = os.path.join(tmp, "glimpse.db")
+        r = Recorder("--idle", 0, "--db", db, "--rr", RR, "--replay-idle", 4, tmp=tmp, no_rr=False,
+                     app=webapp("1.23"))
+        try:
+            pid, _ = r.hit()
+            c = sqlite3.connect(db)
+            rid = c.execute("SELECT id FROM recordings WHERE pid = ?", (pid,)).fetchone()[0]
+            c.close()
+            glimpse("record", "--stop", rid, "--db", db, check=True)
+            row = wait_done(db, rid)
+            check_replayable(row)
+            addr, server = replay_row(db, rid)
+            assert addr and alive(server), (addr, server)
+            # A debugger attached keeps it; 4 s after it leaves, it is stopped.
+            host, port = addr.rsplit(":", 1)
+            s = socket.create_connection((host, int(port)), timeout=10)
+            time.sleep(7)
+            assert alive(server), "stopped while a debugger was attached"
+            s.close()
+            deadline = time.time() + 20
+            while alive(server) and time.time() < deadline:
+                time.sleep(0.5)
+            assert not alive(server) and replay_row(db, rid) == (None, None), replay_row(db, rid)
+            assert "idle for 4 s: stopped" in r.stderr(), r.stderr()[-2000:]
+            print(f"warm replay server {server}: kept 7 s with a debugger attached, stopped "
+                  f"{time.time() - deadline + 20:.1f} s after it left (--replay-idle 4)")
+        finally:
+            r.stop(timeout=300)
+        # The memory bound: 1 MiB is less than any replay server, so it goes at the next check.
+        r = Recorder("--idle", 0, "--db", db, "--rr", RR, "--replay-mem", 1, tmp=tmp, no_rr=False,
+                     app=webapp("1.23"))
+        try:
+            pid, _ = r.hit()
+            c = sqlite3.connect(db)
+            rid = c.execute("SELECT id FROM recordings WHERE pid = ?", (pid,)).fetchone()[0]
+            c.close()
+            glimpse("record", "--stop", rid, "--db", db, check=True)
+            row = wait_done(db, rid)
+            check_replayable(row)
+            deadline = time.time() + 20
+            while "over 1: stopped the one of recording" not in r.stderr() and time.time() < deadline:
+                time.sleep(0.5)
+            line = [x for x in r.stderr().splitlines() if "over 1: stopped" in x]
+            assert line and replay_row(db, rid) == (None, None), r.stderr()[-2000:]
+            print(line[0])
+        finally:
+            r.stop(timeout=300)
+        # glimpse replay's own server: stopped by its watchdog after --replay-idle.
+        p = glimpse("replay", rid, "--db", db, "--rr", RR, "--replay-idle", 3, timeout=600)
+        if p.returncode != 0 and "APIC ID" in p.stderr:
+            raise Drift(p.stderr.strip())
+        assert p.returncode == 0, p.stderr
+        server = int(re.search(r"rr replay pid (\d+)", p.stdout).group(1))
+        t0 = time.time()
+        while alive(server) and time.time() - t0 < 30:
+            time.sleep(0.5)
+        assert not alive(server), "glimpse replay's server still runs 30 s after --replay-idle 3"
+        print(f"glimpse replay --replay-idle 3: its server stopped {time.time() - t0:.1f} s later")
+
+    with_replayable_recording(run)
