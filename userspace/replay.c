@@ -706,7 +706,10 @@ int replay_open(struct store *st, const char *rr, int64_t id, int64_t event, str
 				usleep(300000);
 		}
 		if (!rc) {
-			watch_server(out->pid, (uint16_t)atoi(strrchr(out->addr, ':') + 1));
+			const char *colon = out->addr ? strrchr(out->addr, ':') : NULL;
+
+			if (colon)
+				watch_server(out->pid, (uint16_t)atoi(colon + 1));
 			store_run(st, "UPDATE recordings SET replay_addr = ?, replay_pid = ?, first_event = ? WHERE id = ?",
 				  NULL, "tiii", out->addr, (int64_t)out->pid, event, id);
 		}
