@@ -354,3 +354,19 @@ def test_record_relay_leaves_no_descriptor_behind():
         assert after - before <= 8, (before, after)
         print(f"descriptors: {before} before, {after} after 320 connections")
         r.stop()
+
+
+def test_record_passes_a_clients_half_close_on_and_still_delivers_the_answer():
+    with tempfile.TemporaryDirectory() as tmp:
+        r = Recorder(tmp=tmp)
+        body = os.urandom(300_000)
+        s = socket.create_connection(("127.0.0.1", r.port), timeout=30)
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        s.shutdown(socket.SHUT_WR)  # the app reads EOF after the body; the answer still comes back
+        resp = b""
+        while chunk := s.recv(65536):
+            resp += chunk
+        s.close()
+        head, _, got = resp.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and got == body, (head, len(got))
+        r.stop()
