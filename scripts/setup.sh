@@ -106,9 +106,13 @@ apt_install_no_start prometheus-node-exporter || true
 # scripts/bench-record.sh's reference for what a byte relay costs on the machine: HAProxy in
 # TCP mode, run by the bench on loopback only (its service is never started).
 apt_install_no_start haproxy
-# glimpse replay --dlv: trixie's Delve 1.24 (bookworm's 1.20 cannot drive rr 5.9); a static
-# Go binary, so it installs on bookworm as it is.
-apt_install -t trixie delve
+# glimpse replay --dlv: trixie's Delve 1.24 (bookworm's 1.20 cannot drive rr 5.9, so it is
+# replaced); a static Go binary, so it installs on bookworm as it is.
+delve_version=$(dpkg-query -W -f='${Status} ${Version}' delve 2>/dev/null | awk '$3 == "installed" {print $4}')
+if ! dpkg --compare-versions "${delve_version:-0}" ge 1.24; then
+	[ "${UPDATED:-0}" = 1 ] || { apt-get update -qq; UPDATED=1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t trixie delve
+fi
 
 # The Grafana tests read glimpse's answers with Grafana's own parsing (@grafana/data from
 # the npm registry, pinned in tests/grafana/package-lock.json).
