@@ -514,8 +514,13 @@ static void accept_one(struct relay *rl)
 	int fd = accept4(r->lfd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	struct rconn *c;
 
-	if (fd < 0)
+	if (fd < 0) {
+		/* Out of descriptors or memory: the listening socket stays readable, so
+		 * wait a little rather than spin; connections in flight go on after. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			usleep(10000);
 		return;
+	}
 	c = xcalloc(1, sizeof(*c));
 	c->rl = rl;
 	c->fd[CLIENT] = fd;
