@@ -42,7 +42,8 @@ all: $(B)/glimpse
 setup:
 	@if ! pkg-config --exists libbpf capstone cmocka libmicrohttpd sqlite3 2>/dev/null || \
 	    ! command -v $(BPFTOOL) >/dev/null || ! test -x /usr/lib/go-1.26/bin/go || \
-	    ! command -v wrk >/dev/null || ! test -d tests/grafana/node_modules/@grafana/data || \
+	    ! command -v wrk >/dev/null || ! command -v dlv >/dev/null || ! test -x /usr/sbin/haproxy || \
+	    ! test -d tests/grafana/node_modules/@grafana/data || \
 	    ! test -d web/node_modules/esbuild || ! command -v chromium >/dev/null; then \
 		echo "glimpse: installing build dependencies (scripts/setup.sh)"; bash scripts/setup.sh; \
 	fi

@@ -4,7 +4,8 @@
 #
 # Suites added (the mirror is taken from the machine's own apt sources):
 #   bookworm-backports  libbpf 1.4, bpftool 7.5, golang-1.21..1.23 (default backports priority)
-#   trixie, trixie-backports  pinned at 50 so nothing else moves; only golang-1.24..1.26 come from them
+#   trixie, trixie-backports  pinned at 50 so nothing else moves; only golang-1.24..1.26 and
+#                             delve come from them
 set -euo pipefail
 
 [ "$(id -u)" = 0 ] || { echo "setup.sh: must run as root" >&2; exit 1; }
@@ -88,15 +89,29 @@ for v in 1.21 1.22 1.23; do apt_install -t bookworm-backports "golang-$v-go"; do
 apt_install -t trixie golang-1.24-go
 for v in 1.25 1.26; do apt_install -t trixie-backports "golang-$v-go"; done
 
-# A real stripped Go service from Debian for the tests (never started as a service here:
-# policy-rc.d forbids it for the length of the install; the tests run it on loopback).
-if [ -n "$(missing prometheus-node-exporter)" ]; then
-	had_policy=0
+apt_install_no_start() { # installs packages that ship a service, never starting it
+	[ -z "$(missing "$@")" ] && return 0
+	local had_policy=0 rc=0
 	[ -e /usr/sbin/policy-rc.d ] && had_policy=1
 	[ "$had_policy" = 1 ] || printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 	chmod +x /usr/sbin/policy-rc.d
-	apt_install prometheus-node-exporter || true
+	apt_install "$@" || rc=$?
 	[ "$had_policy" = 1 ] || rm -f /usr/sbin/policy-rc.d
+	return $rc
+}
+
+# A real stripped Go service from Debian for the tests (never started as a service here:
+# policy-rc.d forbids it for the length of the install; the tests run it on loopback).
+apt_install_no_start prometheus-node-exporter || true
+# scripts/bench-record.sh's reference for what a byte relay costs on the machine: HAProxy in
+# TCP mode, run by the bench on loopback only (its service is never started).
+apt_install_no_start haproxy
+# glimpse replay --dlv: trixie's Delve 1.24 (bookworm's 1.20 cannot drive rr 5.9, so it is
+# replaced); a static Go binary, so it installs on bookworm as it is.
+delve_version=$(dpkg-query -W -f='${Status} ${Version}' delve 2>/dev/null | awk '$3 == "installed" {print $4}')
+if ! dpkg --compare-versions "${delve_version:-0}" ge 1.24; then
+	[ "${UPDATED:-0}" = 1 ] || { apt-get update -qq; UPDATED=1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t trixie delve
 fi
 
 # The Grafana tests read glimpse's answers with Grafana's own parsing (@grafana/data from

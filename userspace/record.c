@@ -4,10 +4,11 @@
  * recording once its instance has stopped (pack, compress, register, replay check)
  * is in record_finish.c.
  *
- * Threads: one loop thread accepts connections and watches instances (exit, idle,
- * stop timeouts); one thread per client connection reads the key, gets or starts
- * the instance and relays bytes with poll(); one thread per stopped recording
- * finishes it. The instance list is guarded by r->mu.
+ * Threads: the relay thread (record_relay.c) accepts connections, reads their
+ * keys and relays their bytes; a starter thread per connection that has to wait
+ * for its instance to start; one loop thread watches instances (exit, idle, stop
+ * timeouts); one thread per stopped recording finishes it. The instance list is
+ * guarded by r->mu.
  */
 #include "record.h"
 #include "record_int.h"
@@ -39,10 +40,7 @@
 
 extern char **environ;
 
-#define HEAD_MAX (32 * 1024)	/* request line and headers read for the key */
-#define HEAD_TIMEOUT_MS 10000
 #define STOP_GRACE_NS (30 * NS_PER_S) /* after SIGTERM, before SIGKILL */
-#define RELAY_BUF (64 * 1024)
 
 int64_t record_now(clockid_t c)
 {
@@ -50,35 +48,6 @@ int64_t record_now(clockid_t c)
 
 	clock_gettime(c, &ts);
 	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
-/* Writes all of n bytes to fd (a socket: no SIGPIPE). Returns 0 or -1. */
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Answers a client that gets no instance with status and message, then closes. */
-static void answer_error(int fd, int status, const char *reason, const char *msg)
-{
-	struct buf b = {0};
-
-	buf_printf(&b,
-		   "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-		   "Connection: close\r\n\r\n%s\n",
-		   status, reason, strlen(msg) + 1, msg);
-	send_all(fd, b.p, b.len);
-	buf_free(&b);
 }
 
 /* Splits "HOST:PORT" ("[v6]:PORT" too) and resolves it numerically into sa. */
@@ -531,10 +500,7 @@ static int start_instance(struct recorder *r, struct instance *in)
 	return 0;
 }
 
-/* The client key of a new connection: its address, or a header or cookie of the
- * request whose start is head (NUL-terminated); the address when that header
- * or cookie is missing. Caller frees. */
-static char *client_key(const struct recorder *r, const char *head, const char *ip)
+char *record_client_key(const struct recorder *r, const char *head, const char *ip)
 {
 	const char *line = strstr(head, "\r\n"), *want;
 	size_t wl;
@@ -606,10 +572,28 @@ static int register_start(struct recorder *r, struct instance *in)
 	return rc;
 }
 
-/* Gets the running instance of key, or starts one. Returns it with a connection
- * counted, or NULL with *status and a message (503 over the client limit, 502 when
- * the app did not start). */
-static struct instance *instance_for(struct recorder *r, const char *key, int *status, char **msg)
+struct instance *record_instance_get(struct recorder *r, const char *key)
+{
+	struct instance *in;
+
+	pthread_mutex_lock(&r->mu);
+	for (in = r->insts; in; in = in->next)
+		if (in->state == INST_RUNNING && strcmp(in->key, key) == 0) {
+			in->conns++;
+			break;
+		}
+	pthread_mutex_unlock(&r->mu);
+	return in;
+}
+
+void record_instance_release(struct recorder *r, struct instance *in)
+{
+	pthread_mutex_lock(&r->mu);
+	in->conns--;
+	pthread_mutex_unlock(&r->mu);
+}
+
+struct instance *record_instance_for(struct recorder *r, const char *key, int *status, char **msg)
 {
 	struct instance *in;
 	int rc;
@@ -687,152 +671,6 @@ static struct instance *instance_for(struct recorder *r, const char *key, int *s
 	return in;
 }
 
-/* Copies bytes both ways between client and app until both sides are done, the
- * recorder stops, or a write fails. Half-closes are passed on. */
-static void relay(struct recorder *r, struct instance *in, int client, int app)
-{
-	char *buf = xmalloc(RELAY_BUF);
-	int fds[2] = {client, app};
-	bool open[2] = {true, true};
-
-	while ((open[0] || open[1]) && !r->stopping) {
-		struct pollfd p[2] = {{.fd = fds[0], .events = open[0] ? POLLIN : 0},
-				      {.fd = fds[1], .events = open[1] ? POLLIN : 0}};
-		int n = poll(p, 2, 500);
-
-		if (n < 0 && errno != EINTR)
-			break;
-		if (n <= 0)
-			continue;
-		for (int i = 0; i < 2; i++) {
-			ssize_t got;
-
-			if (!open[i] || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			got = recv(fds[i], buf, RELAY_BUF, 0);
-			if (got < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (got <= 0) {
-				open[i] = false;
-				shutdown(fds[!i], SHUT_WR);
-				if (got < 0)
-					open[!i] = false;
-				continue;
-			}
-			__atomic_store_n(&in->last_active, record_now(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
-			if (send_all(fds[!i], buf, (size_t)got) != 0)
-				open[0] = open[1] = false;
-		}
-	}
-	free(buf);
-}
-
-struct conn {
-	struct recorder *r;
-	int fd;
-	char ip[INET6_ADDRSTRLEN];
-};
-
-/* Reads the first request's start (up to the blank line, HEAD_MAX bytes) into b,
- * for the key only. Returns false if the client went away first. */
-static bool read_head(int fd, struct buf *b)
-{
-	int64_t deadline = record_now(CLOCK_MONOTONIC) + (int64_t)HEAD_TIMEOUT_MS * 1000000;
-
-	while (b->len < HEAD_MAX && !strstr(buf_str(b), "\r\n\r\n")) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		char chunk[4096];
-		ssize_t n;
-		int ms = (int)((deadline - record_now(CLOCK_MONOTONIC)) / 1000000);
-
-		if (ms <= 0 || poll(&p, 1, ms) <= 0)
-			return b->len > 0;
-		n = recv(fd, chunk, sizeof(chunk), 0);
-		if (n <= 0)
-			return b->len > 0;
-		buf_add(b, chunk, (size_t)n);
-	}
-	return true;
-}
-
-static void *conn_thread(void *arg)
-{
-	struct conn *c = arg;
-	struct recorder *r = c->r;
-	struct buf head = {0};
-	struct instance *in;
-	char *key = NULL, *msg = NULL;
-	int status = 0, app;
-
-	if (r->o.key != RECORD_KEY_IP && !read_head(c->fd, &head))
-		goto out;
-	key = client_key(r, buf_str(&head), c->ip);
-	in = instance_for(r, key, &status, &msg);
-	if (!in) {
-		answer_error(c->fd, status, status == 503 ? "Service Unavailable" : "Bad Gateway", msg);
-		goto out;
-	}
-	app = record_connect_port(in->port);
-	if (app < 0) {
-		answer_error(c->fd, 502, "Bad Gateway", "glimpse record: the client's instance refused the connection");
-	} else {
-		if (send_all(app, head.p ? head.p : "", head.len) == 0) {
-			__atomic_store_n(&in->last_active, record_now(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
-			relay(r, in, c->fd, app);
-		}
-		close(app);
-	}
-	pthread_mutex_lock(&r->mu);
-	in->conns--;
-	pthread_mutex_unlock(&r->mu);
-out:
-	close(c->fd);
-	free(key);
-	free(msg);
-	buf_free(&head);
-	pthread_mutex_lock(&r->mu);
-	r->nconns--;
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-	free(c);
-	return NULL;
-}
-
-static void accept_one(struct recorder *r)
-{
-	struct sockaddr_storage sa = {0};
-	socklen_t len = sizeof(sa);
-	int fd = accept4(r->lfd, (struct sockaddr *)&sa, &len, SOCK_CLOEXEC), one = 1;
-	struct conn *c;
-	pthread_attr_t at;
-	pthread_t t;
-
-	if (fd < 0)
-		return;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c = xcalloc(1, sizeof(*c));
-	c->r = r;
-	c->fd = fd;
-	if (sa.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, c->ip, sizeof(c->ip));
-	else
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, c->ip, sizeof(c->ip));
-	pthread_mutex_lock(&r->mu);
-	r->nconns++;
-	pthread_mutex_unlock(&r->mu);
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&at, 256 * 1024);
-	if (pthread_create(&t, &at, conn_thread, c) != 0) {
-		close(fd);
-		free(c);
-		pthread_mutex_lock(&r->mu);
-		r->nconns--;
-		pthread_mutex_unlock(&r->mu);
-	}
-	pthread_attr_destroy(&at);
-}
-
 /* Sends in the signal that lets it finish: SIGTERM to rr record (which passes it
  * on and completes the trace), or to the app's process group. With r->mu held. */
 static void signal_stop(struct recorder *r, struct instance *in)
@@ -888,10 +726,9 @@ static void *loop_thread(void *arg)
 	struct recorder *r = arg;
 
 	while (!r->stopping) {
-		struct pollfd p[2] = {{.fd = r->lfd, .events = POLLIN}, {.fd = r->wake[0], .events = POLLIN}};
+		struct pollfd p = {.fd = r->wake[0], .events = POLLIN};
 
-		if (poll(p, 2, 100) > 0 && (p[0].revents & POLLIN))
-			accept_one(r);
+		poll(&p, 1, 100);
 		pthread_mutex_lock(&r->mu);
 		watch(r);
 		pthread_mutex_unlock(&r->mu);
@@ -959,6 +796,7 @@ int recorder_start(const struct record_opts *o, struct recorder **out)
 		goto fail;
 	r->lfd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	setsockopt(r->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(r->lfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* inherited by accept */
 	if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&sa, len) != 0 || listen(r->lfd, 512) != 0) {
 		rc = err_set(errno, "cannot listen on %s: %s", o->listen, strerror(errno));
 		goto fail;
@@ -973,8 +811,17 @@ int recorder_start(const struct record_opts *o, struct recorder **out)
 		}
 		r->port = ntohs(bound.sin6_port);
 	}
-	if (pipe2(r->wake, O_CLOEXEC) != 0 || pthread_create(&r->loop, NULL, loop_thread, r) != 0) {
+	if (pipe2(r->wake, O_CLOEXEC) != 0) {
 		rc = err_set(errno, "cannot start the proxy: %s", strerror(errno));
+		goto fail;
+	}
+	rc = relay_start(r);
+	if (rc)
+		goto fail;
+	if (pthread_create(&r->loop, NULL, loop_thread, r) != 0) {
+		rc = err_set(errno, "cannot start the proxy: %s", strerror(errno));
+		r->stopping = true;
+		relay_stop(r);
 		goto fail;
 	}
 	*out = r;
@@ -1020,11 +867,9 @@ void recorder_stop(struct recorder *r)
 	if (write(r->wake[1], "x", 1) < 0)
 		(void)0;
 	pthread_join(r->loop, NULL);
+	relay_stop(r); /* every connection closed; instances still starting give up */
 	close(r->lfd);
 	pthread_mutex_lock(&r->mu);
-	/* Connections end within a poll interval; instances still starting give up. */
-	while (r->nconns)
-		pthread_cond_wait(&r->cv, &r->mu);
 	for (struct instance *in = r->insts; in; in = in->next)
 		signal_stop(r, in);
 	while (r->insts) {

@@ -43,6 +43,8 @@ struct instance {
 	struct recorder *recorder;	/* for the thread finishing it */
 };
 
+struct relay;
+
 struct warm {
 	int64_t id;		/* recordings.id */
 	pid_t pid;		/* rr replay -s */
@@ -57,10 +59,10 @@ struct recorder {
 	int lfd, wake[2];
 	uint16_t port;
 	pthread_t loop;
+	struct relay *relay;	/* record_relay.c */
 	pthread_mutex_t mu;	/* the instance list, nconns */
 	pthread_cond_t cv;
 	struct instance *insts;
-	int nconns;
 	int64_t next_id;
 	bool stopping;
 	struct store *st;
@@ -99,6 +101,27 @@ bool record_port_in_use(uint16_t port);
 /* The resident memory, in bytes, of the processes in process group pgid. */
 int64_t record_group_rss(pid_t pgid);
 void record_instance_free(struct instance *in);
+/* The client key of a new connection: its address ip, or a header or cookie of
+ * the request whose start is head (NUL-terminated); the address when that header
+ * or cookie is missing. Caller frees. */
+char *record_client_key(const struct recorder *r, const char *head, const char *ip);
+/* The running instance of key with a connection counted, or NULL when there is
+ * none running (none yet, or one starting). Never blocks on a start. */
+struct instance *record_instance_get(struct recorder *r, const char *key);
+/* Gets the running instance of key, or starts one (waits for one starting).
+ * Returns it with a connection counted, or NULL with *status and a message
+ * (caller frees; 503 over the client limit, 502 when the app did not start). */
+struct instance *record_instance_for(struct recorder *r, const char *key, int *status, char **msg);
+/* Uncounts a connection of in. */
+void record_instance_release(struct recorder *r, struct instance *in);
+
+/* record_relay.c */
+/* Starts the relay thread on r->lfd (accept, key, relay). Returns 0 or a negative
+ * code with a message. */
+int relay_start(struct recorder *r);
+/* Ends the relay thread (r->stopping set): closes every connection, waits for the
+ * starter threads. */
+void relay_stop(struct recorder *r);
 
 /* record_finish.c */
 int record_blobs_dir(struct recorder *r);

@@ -452,48 +452,168 @@ static void dlv_relay(int dlv, int rr)
 	buf_free(&out);
 }
 
-/* --dlv: a local relay port for Delve, then dlv connected to it; returns dlv's
- * exit code. */
-static int run_dlv(const char *addr, const char *exe, int64_t event)
+/* kernel.perf_event_paranoid, or -1 when it cannot be read. */
+static int perf_event_paranoid(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
+	int level = -1;
+
+	if (f) {
+		if (fscanf(f, "%d", &level) != 1)
+			level = -1;
+		fclose(f);
+	}
+	return level;
+}
+
+/* Whether Delve can run here: dlv on PATH and kernel.perf_event_paranoid <= 1
+ * (Delve refuses rr otherwise). Returns 0, or a negative code saying what to do;
+ * glimpse never changes the setting. */
+static int dlv_check(void)
+{
+	int level = perf_event_paranoid();
+	const char *path = getenv("PATH");
+	bool found = false;
+
+	if (level > 1)
+		return err_set(EPERM,
+			       "Delve refuses to replay while kernel.perf_event_paranoid is %d (it wants <= 1); "
+			       "glimpse does not change it: `sysctl kernel.perf_event_paranoid=1` as root, or "
+			       "use --gdb",
+			       level);
+	for (const char *p = path ? path : "/usr/bin:/bin"; *p && !found;) {
+		const char *end = strchrnul(p, ':');
+		struct buf b = {0};
+
+		buf_printf(&b, "%.*s/dlv", (int)(end - p), p);
+		found = access(b.p, X_OK) == 0;
+		buf_free(&b);
+		p = *end ? end + 1 : end;
+	}
+	if (!found)
+		return err_set(ENOENT, "no dlv on PATH (Delve >= 1.24, e.g. Debian trixie's delve package)");
+	return 0;
+}
+
+/* Writes the stand-in `rr` Delve runs as `rr replay --dbgport=0 ...` into dir: it
+ * says, as rr does, where the gdbserver is (relay, for exe) and then waits until
+ * Delve ends it, its pid in dir/pid. Returns 0 or a negative code. */
+static int write_rr_standin(const char *dir, const char *relay, const char *exe)
+{
+	struct buf path = {0}, text = {0};
+	FILE *f;
+	int rc = 0;
+
+	if (strchr(exe, '\'') || strchr(dir, '\''))
+		return err_set(EINVAL, "cannot hand %s to Delve: a quote in its path", exe);
+	buf_printf(&path, "%s/rr", dir);
+	buf_printf(&text,
+		   "#!/bin/sh\n"
+		   "# glimpse replay --dlv: stands in for `rr replay` so that Delve attaches to the\n"
+		   "# running replay server through glimpse's relay.\n"
+		   "echo $$ > '%s/pid'\n"
+		   "printf '%%s\\n' 'Launch gdb with' \"  gdb '-l' '10000' '-ex' 'target extended-remote %s' '%s'\" >&2\n"
+		   "exec sleep 2147483647\n",
+		   dir, relay, exe);
+	f = fopen(path.p, "w");
+	if (!f || fputs(text.p, f) < 0 || fclose(f) != 0 || chmod(path.p, 0755) != 0)
+		rc = err_set(errno, "cannot write %s: %s", path.p, strerror(errno));
+	buf_free(&path);
+	buf_free(&text);
+	return rc;
+}
+
+/* Ends the stand-in rr in dir if Delve left it running, and removes dir. */
+static void remove_rr_standin(const char *dir)
+{
+	struct buf path = {0};
+	FILE *f;
+	int pid = 0;
+
+	buf_printf(&path, "%s/pid", dir);
+	f = fopen(path.p, "r");
+	if (f) {
+		if (fscanf(f, "%d", &pid) == 1 && pid > 0)
+			kill(pid, SIGKILL);
+		fclose(f);
+	}
+	unlink(path.p);
+	buf_reset(&path);
+	buf_printf(&path, "%s/rr", dir);
+	unlink(path.p);
+	rmdir(dir);
+	buf_free(&path);
+}
+
+/* --dlv: `dlv replay` attached to the replay server srv through a relay that
+ * rewrites Delve's qRRCmd packet, by way of a stand-in rr on its PATH (Delve only
+ * attaches to rr through `rr replay`'s own announcement). On a warm server Delve
+ * first seeks to the event (`restart EVENT`). Delve reads its commands from
+ * stdin. Returns dlv's exit code. */
+static int run_dlv(const struct replay_server *srv, int64_t id)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(a);
-	int lfd, st = 0;
-	char relay[32];
-	const char *colon = addr ? strrchr(addr, ':') : NULL;
+	int lfd, st = 0, rc;
+	char relay[32], dir[] = "/tmp/glimpse-dlv-XXXXXX";
+	const char *colon = srv->addr ? strrchr(srv->addr, ':') : NULL;
+	struct buf init = {0}, trace = {0}, env_path = {0};
 	pid_t pid;
-	FILE *f;
 
 	if (!colon)
 		return cli_fail(err_set(EINVAL, "no replay server address"));
-	f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
+	if (!srv->exe)
+		return cli_fail(err_set(ENOENT, "recording %" PRId64 ": no binary in its trace for Delve", id));
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (f) {
-		int level = 2;
-
-		if (fscanf(f, "%d", &level) == 1 && level > 1)
-			fprintf(stderr,
-				"glimpse replay: Delve refuses to start while kernel.perf_event_paranoid is %d (it wants"
-				" <= 1); glimpse does not change it: sysctl kernel.perf_event_paranoid=1\n",
-				level);
-		fclose(f);
-	}
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 4) != 0 ||
-	    getsockname(lfd, (struct sockaddr *)&a, &len) != 0)
-		return cli_fail(err_set(errno, "cannot listen for Delve: %s", strerror(errno)));
+	    getsockname(lfd, (struct sockaddr *)&a, &len) != 0) {
+		rc = err_set(errno, "cannot listen for Delve: %s", strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
+		return cli_fail(rc);
+	}
 	snprintf(relay, sizeof(relay), "127.0.0.1:%u", ntohs(a.sin_port));
+	if (!mkdtemp(dir)) {
+		close(lfd);
+		return cli_fail(err_set(errno, "cannot make a directory for Delve: %s", strerror(errno)));
+	}
+	rc = write_rr_standin(dir, relay, srv->exe);
+	if (rc) {
+		remove_rr_standin(dir);
+		close(lfd);
+		return cli_fail(rc);
+	}
+	buf_printf(&init, "%s/init", dir);
+	if (srv->warm) {
+		FILE *f = fopen(init.p, "w");
+
+		if (f) {
+			fprintf(f, "restart %" PRId64 "\n", srv->event);
+			fclose(f);
+		}
+	}
+	buf_printf(&trace, "glimpse-recording-%" PRId64, id);
+	buf_printf(&env_path, "%s:%s", dir, getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
-		char *argv[] = {"dlv", "connect", relay, NULL};
+		char *argv[8] = {"dlv", "replay", "--check-go-version=false", "--allow-non-terminal-interactive=true"};
+		int k = 4;
 
+		if (srv->warm) {
+			argv[k++] = "--init";
+			argv[k++] = init.p;
+		}
+		argv[k++] = trace.p;
+		argv[k] = NULL;
 		close(lfd);
+		setenv("PATH", env_path.p, 1);
 		execvp(argv[0], argv);
 		fprintf(stderr, "glimpse replay: cannot run dlv: %s\n", strerror(errno));
 		_exit(127);
 	}
-	fprintf(stderr, "glimpse replay: Delve on %s, relayed to rr at %s (event %" PRId64 ", %s)\n", relay, addr,
-		event, exe ? exe : "?");
+	fprintf(stderr, "glimpse replay: Delve through %s, relayed to rr at %s (event %" PRId64 "%s, %s)\n", relay,
+		srv->addr, srv->event, srv->warm ? ", reached with restart" : "", srv->exe);
 	for (;;) {
 		struct pollfd p = {.fd = lfd, .events = POLLIN};
 		int c, r;
@@ -513,6 +633,11 @@ static int run_dlv(const char *addr, const char *exe, int64_t event)
 		close(c);
 	}
 	close(lfd);
+	unlink(init.p);
+	remove_rr_standin(dir);
+	buf_free(&init);
+	buf_free(&trace);
+	buf_free(&env_path);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }
 
@@ -533,8 +658,10 @@ static const char usage_text[] =
 	"  --event N          rr event N\n"
 	"  --gdb [-- ARGS]    run gdb attached there, the Go runtime's gdb helpers loaded; ARGS are\n"
 	"                     passed on after the connection (e.g. -batch -ex 'info goroutines')\n"
-	"  --dlv              run `dlv connect` through a relay that fixes the one packet rr 5.9\n"
-	"                     wants in another form (Delve >= 1.24; kernel.perf_event_paranoid <= 1)\n"
+	"  --dlv              run Delve (`dlv replay`, commands from stdin) attached there through a\n"
+	"                     relay that fixes the one packet rr 5.9 wants in another form (Delve\n"
+	"                     >= 1.24; it needs kernel.perf_event_paranoid <= 1, which glimpse never\n"
+	"                     changes)\n"
 	"  --vscode DIR       write DIR/.vscode/launch.json attaching VS Code's Go extension to it\n"
 	"  --db FILE          the store (default $GLIMPSE_DB or glimpse.db)\n"
 	"  --rr PATH          rr to use (default: rr on PATH)\n"
@@ -780,6 +907,11 @@ static int run(int argc, char **argv)
 		return cli_usage_error("replay", "one moment (--at or --event) and one debugger at most");
 	if (!gdb && optind + 1 < argc && strcmp(argv[optind + 1], "--") != 0)
 		return cli_usage_error("replay", "unexpected argument '%s'", argv[optind + 1]);
+	if (dlv) {
+		rc = dlv_check();
+		if (rc)
+			return cli_fail(rc);
+	}
 	rc = store_open(db, &st);
 	if (rc)
 		return cli_fail(rc);
@@ -840,7 +972,7 @@ static int run(int argc, char **argv)
 		return pid > 0 && WIFEXITED(st2) ? WEXITSTATUS(st2) : 1;
 	}
 	if (dlv) {
-		rc = run_dlv(srv.addr, srv.exe, srv.event);
+		rc = run_dlv(&srv, (int64_t)id);
 		replay_server_free(&srv);
 		return rc;
 	}

@@ -293,3 +293,80 @@ def test_record_without_a_working_rr_says_so_and_starts_nothing():
                            capture_output=True, text=True, timeout=30)
         assert p.returncode == 1 and "no working rr at '/nonexistent/rr'" in p.stderr, p.stderr
         assert "--no-rr" in p.stderr
+
+
+def test_record_a_starting_instance_holds_no_other_client_up():
+    with tempfile.TemporaryDirectory() as tmp:
+        slow = os.path.join(tmp, "slow")
+        cmd = ["bash", "-c", f'[ -e {slow} ] && sleep 3; exec "$0" -port "$1"', webapp(), "{port}"]
+        r = Recorder("--key", "header:X-Client", tmp=tmp, cmd=cmd)
+        a = r.hit({"X-Client": "a"})
+        open(slow, "w").close()
+        b = []
+        t = threading.Thread(target=lambda: b.append(r.hit({"X-Client": "b"})))
+        t0 = time.time()
+        t.start()
+        time.sleep(0.3)
+        # b's instance takes 3 s to start; a is served meanwhile, on a new connection and
+        # with headers that arrive a few bytes at a time.
+        times = []
+        for _ in range(5):
+            t1 = time.time()
+            assert r.hit({"X-Client": "a"})[0] == a[0]
+            times.append(time.time() - t1)
+        s = socket.create_connection(("127.0.0.1", r.port), timeout=30)
+        req = b"GET / HTTP/1.1\r\nHost: x\r\nX-Client: a\r\nConnection: close\r\n\r\n"
+        for i in range(0, len(req), 7):
+            s.sendall(req[i:i + 7])
+            time.sleep(0.01)
+        resp = b""
+        while chunk := s.recv(65536):
+            resp += chunk
+        s.close()
+        assert f"instance={a[0]} count=7".encode() in resp, resp
+        waited = time.time() - t0
+        t.join()
+        assert b and b[0][0] != a[0] and time.time() - t0 >= 2.5, (b, time.time() - t0)
+        assert waited < 2.5 and max(times) < 1, (waited, times)
+        print(f"a served in {max(times) * 1000:.1f} ms at most while b's instance started "
+              f"({time.time() - t0:.1f} s)")
+        r.stop()
+
+
+def test_record_relay_leaves_no_descriptor_behind():
+    with tempfile.TemporaryDirectory() as tmp:
+        r = Recorder(tmp=tmp)
+        r.hit()
+        fds = lambda: len(os.listdir(f"/proc/{r.proc.pid}/fd"))  # noqa: E731
+        before = fds()
+        for i in range(300):
+            r.get("/bytes?n=100000" if i % 3 == 0 else "/")
+        # Idle keep-alive connections closed by the client, and ones it resets.
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", r.port))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.recv(100)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            s.close()
+        time.sleep(0.5)
+        after = fds()
+        # Empty pipes are kept for reuse: a few, not one pair per connection.
+        assert after - before <= 8, (before, after)
+        print(f"descriptors: {before} before, {after} after 320 connections")
+        r.stop()
+
+
+def test_record_passes_a_clients_half_close_on_and_still_delivers_the_answer():
+    with tempfile.TemporaryDirectory() as tmp:
+        r = Recorder(tmp=tmp)
+        body = os.urandom(300_000)
+        s = socket.create_connection(("127.0.0.1", r.port), timeout=30)
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        s.shutdown(socket.SHUT_WR)  # the app reads EOF after the body; the answer still comes back
+        resp = b""
+        while chunk := s.recv(65536):
+            resp += chunk
+        s.close()
+        head, _, got = resp.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and got == body, (head, len(got))
+        r.stop()

@@ -4,10 +4,12 @@ registered; a replay at a snapshot's moment shows the parked goroutine's local w
 snapshot stored (and a later snapshot's moment the later value); /api/recordings; a dynamically
 linked and a Go 1.19 build reported not replayable here with the reason. Skipped, with the reason
 printed, where no working rr is found (a tiny static Go program is recorded and replayed to tell)."""
+import contextlib
 import json
 import socket
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -480,3 +482,103 @@ def test_record_rr_warm_replay_servers_stop_when_idle_and_over_the_memory_bound(
         print(f"glimpse replay --replay-idle 3: its server stopped {time.time() - t0:.1f} s later")
 
     with_replayable_recording(run)
+
+
+PARANOID = "/proc/sys/kernel/perf_event_paranoid"
+
+
+@contextlib.contextmanager
+def perf_event_paranoid(want, keep_if):
+    """kernel.perf_event_paranoid set to want for the length of the block (said on stdout, and
+    restored after) unless keep_if(current value) holds; skips where it cannot be read or set."""
+    try:
+        with open(PARANOID) as f:
+            old = int(f.read())
+    except OSError as e:
+        raise Skip(f"cannot read {PARANOID}: {e}")
+    if keep_if(old):
+        yield old
+        return
+    try:
+        with open(PARANOID, "w") as f:
+            f.write(str(want))
+    except OSError as e:
+        raise Skip(f"kernel.perf_event_paranoid is {old} and cannot be set to {want} here: {e}")
+    print(f"kernel.perf_event_paranoid {old} -> {want} for this test (restored after)")
+    try:
+        yield want
+    finally:
+        with open(PARANOID, "w") as f:
+            f.write(str(old))
+
+
+def dlv_status():
+    """None when Delve >= 1.24 is on PATH, else why not."""
+    if not shutil.which("dlv"):
+        return "no dlv on PATH (scripts/setup.sh installs Debian trixie's Delve 1.24)"
+    out = subprocess.run(["dlv", "version"], capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"Version: (\d+)\.(\d+)", out)
+    if not m or (int(m.group(1)), int(m.group(2))) < (1, 24):
+        return f"dlv is not Delve >= 1.24 (bookworm's 1.20 cannot drive rr 5.9): {out.strip()[:100]}"
+    return None
+
+
+def test_record_rr_replay_dlv_breaks_shows_locals_and_rewinds():
+    need_rr()
+    why = dlv_status()
+    if why:
+        raise Skip(why)
+    with open(os.path.join(os.path.dirname(__file__), "..", "fixtures", "webapp", "main.go")) as f:
+        line = next(i for i, l in enumerate(f, 1) if "sink += current" in l)
+
+    def run(tmp):
+        db, row, snaps, r = record_session("1.23", tmp, keep=True)
+        try:
+            check_replayable(row)
+            sid, _, current = snaps[0]
+            # From snapshot 1's moment (holder parked, current == 3), the next request's value
+            # arrives: holder stops after its receive with next == current + 1; the one after
+            # that shows current + 1; rewind goes back to the first stop.
+            script = "\n".join([f"break main.go:{line}", "continue", "print current", "print next",
+                                "continue", "print current", "rewind", "locals", "exit", ""])
+
+            def dlv(how):
+                t0 = time.time()
+                p = glimpse("replay", row["id"], "--at", f"snapshot:{sid}", "--db", db, "--rr", RR, "--dlv",
+                            input=script, timeout=600)
+                out = p.stdout
+                if how == "new" and p.returncode != 0 and "APIC ID" in p.stderr:
+                    print(f"dlv on a new replay server not checked: the replay left its course on this CPU "
+                          f"(CPUID drift): {p.stderr.strip()[-200:]}")
+                    return
+                assert p.returncode == 0, f"dlv exited {p.returncode}: {out[-3000:]} {p.stderr[-3000:]}"
+                assert "Delve through" in p.stderr and f"{how} rr replay" in p.stderr, p.stderr
+                printed = [int(v) for v in re.findall(r"^(?:\(dlv\) )*(-?\d+)$", out, re.M)]
+                assert printed == [current, current + 1, current + 1], (printed, out[-3000:])
+                locals_ = dict(re.findall(r"^(?:\(dlv\) )*(current|next) = (-?\d+)$", out, re.M))
+                assert locals_ == {"current": str(current), "next": str(current + 1)}, (locals_, out[-3000:])
+                print(f"dlv on the {how} replay server at snapshot {sid}: break main.go:{line}, current "
+                      f"{current} then {current + 1}, rewind back to current={current}, next={current + 1} "
+                      f"({time.time() - t0:.1f} s)")
+
+            with perf_event_paranoid(1, lambda v: v <= 1):
+                dlv("warm")  # glimpse record's, reached with Delve's restart EVENT
+                r.stop(timeout=300)
+                dlv("new")  # rr replay -g EVENT, started by glimpse replay
+        finally:
+            r.stop(timeout=300)
+            kill_replay_servers(db)
+
+    with_replayable_recording(run)
+
+
+def test_record_rr_replay_dlv_says_delve_needs_perf_event_paranoid_at_most_1():
+    with tempfile.TemporaryDirectory() as tmp:
+        with perf_event_paranoid(2, lambda v: v > 1) as level:
+            p = glimpse("replay", "1", "--dlv", "--db", os.path.join(tmp, "g.db"), timeout=60)
+            with open(PARANOID) as f:
+                after = int(f.read())
+        assert p.returncode != 0, p
+        assert f"kernel.perf_event_paranoid is {level} (it wants <= 1)" in p.stderr, p.stderr
+        assert "glimpse does not change it" in p.stderr and after == level, (p.stderr, after)
+        assert not os.path.exists(os.path.join(tmp, "g.db")), "nothing should be opened or started"
