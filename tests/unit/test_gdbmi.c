@@ -291,6 +291,41 @@ static void test_a_real_gdb_answers_done_and_error_through_the_pipes(void **stat
 	assert_int_equal(gdbmi_start("/nonexistent/gdb", NULL, NULL, 5000, &g), -EPIPE);
 }
 
+/* A target that runs past the time limit is interrupted and the answer says so; the
+ * session stays usable. The target is gdb's own child (/bin/sleep), nobody else's. */
+static void test_a_command_past_its_time_limit_is_interrupted(void **state)
+{
+	struct gdbmi *g;
+	struct gdbmi_answer a;
+	const struct mi_record *stop;
+	int rc;
+
+	if (access("/usr/bin/gdb", X_OK) != 0 || access("/bin/sleep", X_OK) != 0) {
+		printf("skip: no /usr/bin/gdb or /bin/sleep\n");
+		return;
+	}
+	rc = gdbmi_start("gdb", "/bin/sleep", NULL, 30000, &g);
+	if (rc)
+		fail_msg("gdb did not start: %s", err_msg(rc));
+	assert_int_equal(gdbmi_run(g, "-exec-arguments 60", 10000, &a), 0);
+	gdbmi_answer_free(&a);
+	assert_int_equal(gdbmi_run(g, "-exec-run", 1500, &a), 0);
+	assert_string_equal(a.result.cls, "running");
+	assert_true(a.interrupted);
+	assert_true(a.stopped);
+	gdbmi_answer_free(&a);
+	stop = gdbmi_last_stop(g);
+	assert_non_null(stop);
+	assert_string_equal(mi_get_str(&stop->results, "reason"), "signal-received");
+	assert_string_equal(mi_get_str(&stop->results, "signal-name"), "SIGINT");
+	/* Still answering. */
+	assert_int_equal(gdbmi_run(g, "-stack-info-depth", 10000, &a), 0);
+	assert_string_equal(a.result.cls, "done");
+	gdbmi_answer_free(&a);
+	assert_true(gdbmi_alive(g));
+	gdbmi_close(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +337,7 @@ int main(void)
 		cmocka_unit_test(test_prefixes_and_mutations_never_read_past_the_input),
 		cmocka_unit_test(test_the_whitelist_turns_commands_into_mi_and_refuses_the_rest),
 		cmocka_unit_test(test_a_real_gdb_answers_done_and_error_through_the_pipes),
+		cmocka_unit_test(test_a_command_past_its_time_limit_is_interrupted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
