@@ -99,9 +99,12 @@ export function Debugger({ id }) {
 		open(at);
 	}, [id]);
 
-	// Runs the commands one after the other, stopping at the first refused.
+	// Runs the commands one after the other, stopping at the first refused. Whether one
+	// runs is kept in a ref too: a key may arrive before the effects of the last render.
+	const running = useRef(false);
 	const run = async (...cmds) => {
-		if (!sid || busy) return;
+		if (!sid || running.current) return;
+		running.current = true;
 		setErr(null);
 		try {
 			for (const cmd of cmds) {
@@ -112,9 +115,12 @@ export function Debugger({ id }) {
 			setErr(e);
 			if (e.status === 404 || e.status === 410 || e.status === 502 || e.status === 504) setSt(null);
 		} finally {
+			running.current = false;
 			setBusy(null);
 		}
 	};
+	const latest = useRef(run);
+	latest.current = run;
 	const close = async () => {
 		if (!sid) return;
 		try {
@@ -126,6 +132,7 @@ export function Debugger({ id }) {
 	};
 
 	// Keys: c n s f run forward, C N S F (shift) backwards; b goes to the breakpoint box.
+	// One listener, calling the latest run (its session) through a ref.
 	useEffect(() => {
 		const key = (e) => {
 			const t = e.target;
@@ -133,7 +140,7 @@ export function Debugger({ id }) {
 			const m = MOVES.find((x) => x[2] === e.key.toLowerCase());
 			if (m) {
 				e.preventDefault();
-				run(e.shiftKey ? `reverse-${m[0]}` : m[0]);
+				latest.current(e.shiftKey ? `reverse-${m[0]}` : m[0]);
 			} else if (e.key === 'b') {
 				e.preventDefault();
 				document.getElementById('dbg-break').focus();
@@ -141,7 +148,7 @@ export function Debugger({ id }) {
 		};
 		addEventListener('keydown', key);
 		return () => removeEventListener('keydown', key);
-	});
+	}, []);
 
 	const locals = (st && st.locals) || [];
 	return (
