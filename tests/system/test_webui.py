@@ -39,7 +39,7 @@ def test_webui_is_served_with_its_token_cookie_csp_and_cache_headers():
         status, headers, gz = s.request("GET", js, headers={"Accept-Encoding": "gzip"})
         assert headers.get("content-encoding") == "gzip" and len(gz) < len(plain) / 2, (headers, len(gz))
         # Every view has its own URL: unknown paths outside /api answer the page.
-        for path in ("/snapshots/7", "/traces/new?pid=1", "/sql", "/recordings/3/replay"):
+        for path in ("/snapshots/7", "/traces/new?pid=1", "/sql", "/recordings/3/replay", "/recordings/3/debug?at=snapshot:2"):
             status, headers, b = s.request("GET", path)
             assert status == 200 and b'<div id="app">' in b, (path, status)
         status, _, b = s.request("GET", "/assets/nothing-ABC.js")
