@@ -119,6 +119,19 @@ static struct dbg *find(const char *id)
 	return d;
 }
 
+/* Closes d: out of the table, gdb ended once no command runs. The caller keeps
+ * its reference (and drops it with dbg_put). */
+static void dbg_close(struct dbg *d)
+{
+	pthread_mutex_lock(&sessions.lock);
+	unlist(d);
+	pthread_mutex_unlock(&sessions.lock);
+	pthread_mutex_lock(&d->lock);
+	gdbmi_close(d->gdb);
+	d->gdb = NULL;
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* Locks d for one command, waiting while another runs (up to the command limit
  * and a little more). Returns false with a 409 answer when it does not come. */
 static bool dbg_lock(struct dbg *d, struct http_resp *w)
@@ -134,22 +147,10 @@ static bool dbg_lock(struct dbg *d, struct http_resp *w)
 	if (!d->gdb || !gdbmi_alive(d->gdb)) {
 		pthread_mutex_unlock(&d->lock);
 		http_error(w, 410, "debug session %s has ended (gdb is gone)", d->id);
+		dbg_close(d); /* the caller keeps its reference */
 		return false;
 	}
 	return true;
-}
-
-/* Closes d: out of the table, gdb ended once no command runs. The caller keeps
- * its reference (and drops it with dbg_put). */
-static void dbg_close(struct dbg *d)
-{
-	pthread_mutex_lock(&sessions.lock);
-	unlist(d);
-	pthread_mutex_unlock(&sessions.lock);
-	pthread_mutex_lock(&d->lock);
-	gdbmi_close(d->gdb);
-	d->gdb = NULL;
-	pthread_mutex_unlock(&d->lock);
 }
 
 static int64_t num(const char *s)
@@ -461,6 +462,7 @@ static void answer_state(struct dbg *d, struct http_req *r, struct http_resp *w,
 	if (rc) {
 		buf_reset(&w->body);
 		http_error(w, 502, "gdb stopped answering (%s); the debug session is closed", err_msg(rc));
+		/* closed by the next request or the reaper, once the caller lets go of its lock */
 		return;
 	}
 	if (cmd) {
@@ -793,19 +795,29 @@ void api_debug_reap(void)
 		return;
 	}
 	sessions.next_reap_ms = now + 1000;
+	bool gone = false;
+
 	for (int i = 0; i < sessions.n && !idle; i++) {
 		struct dbg *d = sessions.s[i];
 
-		if (now - d->last_ms > (int64_t)sessions.idle_s * 1000 && pthread_mutex_trylock(&d->lock) == 0) {
-			pthread_mutex_unlock(&d->lock);
+		/* Idle too long, or its gdb gone (timed out, died): closed unless a command runs. */
+		if (pthread_mutex_trylock(&d->lock) != 0)
+			continue;
+		gone = !gdbmi_alive(d->gdb);
+		if (gone || now - d->last_ms > (int64_t)sessions.idle_s * 1000) {
 			idle = d;
 			idle->refs++;
 		}
+		pthread_mutex_unlock(&d->lock);
 	}
 	pthread_mutex_unlock(&sessions.lock);
 	if (idle) {
-		fprintf(stderr, "glimpse serve: debug session %s of recording %" PRId64 " idle for %d s: closed\n",
-			idle->id, idle->recording, sessions.idle_s);
+		if (gone)
+			fprintf(stderr, "glimpse serve: debug session %s of recording %" PRId64 ": gdb is gone: closed\n",
+				idle->id, idle->recording);
+		else
+			fprintf(stderr, "glimpse serve: debug session %s of recording %" PRId64 " idle for %d s: closed\n",
+				idle->id, idle->recording, sessions.idle_s);
 		dbg_close(idle);
 		dbg_put(idle);
 	}
