@@ -22,6 +22,8 @@ extern const struct http_route api_grafana_routes[];
 extern const size_t api_grafana_nroutes;
 extern const struct http_route api_recording_routes[];
 extern const size_t api_recording_nroutes;
+extern const struct http_route api_debug_routes[];
+extern const size_t api_debug_nroutes;
 extern const struct http_route api_function_routes[];
 extern const size_t api_function_nroutes;
 extern const struct http_route api_query_routes[];
@@ -43,5 +45,13 @@ void api_sql_answer(struct serve *sv, struct http_resp *w, const char *sql, cons
  * queries: no row or time limit. */
 long api_json_rows(struct serve *sv, struct http_resp *w, struct buf *out, const char *sql,
 		   const struct sqlro_param *params, size_t nparams);
+
+/* The replay debugger's sessions (api_debug.c): its limits (sessions at once,
+ * seconds idle before one is closed, seconds a command may run), closing the
+ * idle ones (called often; does its work once a second), closing all at
+ * shutdown once no request runs. */
+void api_debug_config(unsigned int max, unsigned int idle_s, unsigned int cmd_s);
+void api_debug_reap(void);
+void api_debug_close_all(void);
 
 #endif

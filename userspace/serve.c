@@ -42,6 +42,7 @@ static const char usage_text[] =
 	"                     [--sql-timeout-ms N] [--sql-max-rows N] [--threads N]\n"
 	"                     [--every DURATION (--pid PID | --comm NAME)] [--no-vars]\n"
 	"                     [--keep DURATION] [--max-db-mb N] [--model-cache-mb N] [--quiet]\n"
+	"                     [--debug-sessions N] [--debug-idle S] [--debug-timeout S]\n"
 	"                     [--record ADDR [--record-key K] [--record-dir DIR] [--record-idle S] [--record-no-rr] -- CMD ARGS...]\n"
 	"\n"
 	"Runs glimpse as a service: an HTTP API (JSON) to take snapshots, run tracepoints and\n"
@@ -64,6 +65,11 @@ static const char usage_text[] =
 	"  --model-cache-mb N  memory for binary models kept between requests (default 1024;\n"
 	"                      least recently used out, reloaded when an executable changes)\n"
 	"  --quiet             no access log on stderr\n"
+	"  --debug-sessions N  replay debugger sessions (gdb each) open at once (default 4;\n"
+	"                      0: none)\n"
+	"  --debug-idle S      close a debug session unused for S seconds (default 600)\n"
+	"  --debug-timeout S   a debugger command's time limit; past it the replay is\n"
+	"                      interrupted (default 30)\n"
 	"  --record ADDR       also run glimpse record's proxy on ADDR for the app after --\n"
 	"                      (rr from $GLIMPSE_RR or PATH; see glimpse help record), with\n"
 	"                      --record-key, --record-dir and --record-idle as record's --key,\n"
@@ -85,6 +91,7 @@ struct serve_args {
 	const char *db, *listen, *token_file, *tls_cert, *tls_key;
 	bool insecure_http, quiet, no_vars;
 	uint64_t sql_timeout_ms, sql_max_rows, threads, every_pid, max_db_mb, model_cache_mb;
+	uint64_t debug_sessions, debug_idle_s, debug_timeout_s;
 	const char *every_comm;
 	int64_t every_ms, keep_ms;
 	struct record_opts rec;		/* --record: glimpse record's proxy inside the server */
@@ -657,6 +664,7 @@ static void *background(void *arg)
 				}
 		}
 		pthread_mutex_unlock(&sched_lock);
+		api_debug_reap();
 		if ((keep_ms || max_db_bytes) && now >= next_retention) {
 			retention_pass(sv);
 			next_retention = now + 10000;
@@ -779,6 +787,8 @@ static int parse(int argc, char **argv, struct serve_args *a)
 		{"record", required_argument, NULL, 'r'},	{"record-key", required_argument, NULL, 'y'},
 		{"record-dir", required_argument, NULL, 'D'},	{"record-idle", required_argument, NULL, 'i'},
 		{"record-no-rr", no_argument, NULL, 'N'},
+		{"debug-sessions", required_argument, NULL, 'g'}, {"debug-idle", required_argument, NULL, 'G'},
+		{"debug-timeout", required_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0},
 	};
 	uint64_t v;
@@ -854,6 +864,18 @@ static int parse(int argc, char **argv, struct serve_args *a)
 				return cli_usage_error("serve", "--record-idle takes seconds, not '%s'", optarg);
 			a->rec.idle_s = (unsigned int)v;
 			break;
+		case 'g':
+			if (!cli_parse_u64(optarg, 0, 64, &a->debug_sessions))
+				return cli_usage_error("serve", "--debug-sessions takes 0 to 64, not '%s'", optarg);
+			break;
+		case 'G':
+			if (!cli_parse_u64(optarg, 1, 86400 * 7, &a->debug_idle_s))
+				return cli_usage_error("serve", "--debug-idle takes seconds, not '%s'", optarg);
+			break;
+		case 'j':
+			if (!cli_parse_u64(optarg, 1, 3600, &a->debug_timeout_s))
+				return cli_usage_error("serve", "--debug-timeout takes 1 to 3600 seconds, not '%s'", optarg);
+			break;
 		case 'h': fputs(usage_text, stdout); return -1;
 		default: return cli_usage_error("serve", "bad option");
 		}
@@ -897,6 +919,7 @@ static struct http_route *all_routes(size_t *n)
 		{api_process_routes, api_process_nroutes},
 		{api_grafana_routes, api_grafana_nroutes},
 		{api_recording_routes, api_recording_nroutes},
+		{api_debug_routes, api_debug_nroutes},
 		{api_query_routes, api_query_nroutes},
 		{api_function_routes, api_function_nroutes},
 		{api_web_routes, api_web_nroutes}, /* the fallback: last */
@@ -917,6 +940,7 @@ static struct http_route *all_routes(size_t *n)
 static int run(int argc, char **argv)
 {
 	struct serve_args a = {.sql_timeout_ms = 5000, .sql_max_rows = 10000, .model_cache_mb = 1024,
+			       .debug_sessions = 4, .debug_idle_s = 600, .debug_timeout_s = 30,
 			       .rec = {.idle_s = 300, .max_clients = 16, .dir = "glimpse-recordings"}};
 	struct recorder *rec = NULL;
 	int rec_failed = 0;
@@ -986,6 +1010,7 @@ static int run(int argc, char **argv)
 	pthread_mutex_init(&sv.busy_lock, NULL);
 	pthread_mutex_init(&sv.traces_lock, NULL);
 	pthread_mutex_init(&sv.metrics_lock, NULL);
+	api_debug_config((unsigned int)a.debug_sessions, (unsigned int)a.debug_idle_s, (unsigned int)a.debug_timeout_s);
 	keep_ms = a.keep_ms;
 	max_db_bytes = (int64_t)a.max_db_mb << 20;
 	if (keep_ms || max_db_bytes) {
@@ -1078,6 +1103,7 @@ static int run(int argc, char **argv)
 	if (bg_started)
 		pthread_join(bg, NULL);
 	http_stop(hs);
+	api_debug_close_all(); /* gdb ended; rr's replay servers keep running (-k) */
 	serve_traces_free(&sv);
 	rc = rec_failed;
 	fprintf(stderr, "glimpse serve: stopped\n");

@@ -17,7 +17,7 @@ import time
 
 from harness import GLIMPSE, Skip, glimpse
 from serve import Server
-from test_record import Recorder, webapp
+from test_record import Recorder, alive, webapp
 
 RR = os.environ.get("GLIMPSE_RR", "rr")
 _rr = {}
@@ -582,3 +582,136 @@ def test_record_rr_replay_dlv_says_delve_needs_perf_event_paranoid_at_most_1():
         assert f"kernel.perf_event_paranoid is {level} (it wants <= 1)" in p.stderr, p.stderr
         assert "glimpse does not change it" in p.stderr and after == level, (p.stderr, after)
         assert not os.path.exists(os.path.join(tmp, "g.db")), "nothing should be opened or started"
+
+
+def two_clients(d):
+    """alice: 3 requests, a snapshot, 2 more; bob: 1 request. Both recordings stopped and
+    finished, glimpse record still running (their warm replay servers with it)."""
+    db = os.path.join(d, "glimpse.db")
+    r = Recorder("--key", "header:X-Client", "--idle", 0, "--db", db, "--rr", RR, tmp=d, no_rr=False,
+                 app=webapp("1.23"))
+    for _ in range(3):
+        pid, count = r.hit({"X-Client": "alice"})
+    sid = snapshot(pid, db)
+    goid, current = holder(db, sid)
+    for _ in range(2):
+        r.hit({"X-Client": "alice"})
+    bob, _ = r.hit({"X-Client": "bob"})
+    c = sqlite3.connect(db)
+    ids = [c.execute("SELECT id FROM recordings WHERE pid = ?", (p,)).fetchone()[0] for p in (pid, bob)]
+    c.close()
+    for rid in ids:
+        glimpse("record", "--stop", rid, "--db", db, check=True)
+    rows = [wait_done(db, rid) for rid in ids]
+    return db, rows, (sid, goid, current), r
+
+
+def gdb_children(pid):
+    """The gdb --interpreter=mi3 processes whose parent is pid."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, IndexError):
+            continue
+        if ppid == pid and b"--interpreter=mi3" in cmd:
+            out.append(int(p))
+    return out
+
+
+def test_record_rr_debug_api_steps_forward_and_back_within_its_limits():
+    """The replay debugger over HTTP: a session at a snapshot's moment, a breakpoint where
+    main.holder's local `current` changes, continue, next to another line, reverse-next back
+    with the earlier value; commands outside the whitelist and bad FILE:LINE refused with 400;
+    the session limit (429) and reuse; idle sessions closed; gdb ended with the server."""
+    need_rr()
+    with_replayable_recording(debug_api_steps)
+
+
+def debug_api_steps(tmp):
+    db, (alice, bob), (sid, goid, current), r = two_clients(tmp)
+    try:
+        check_replayable(alice)
+        check_replayable(bob)
+        s = Server("--debug-sessions", 1, "--debug-idle", 6, db=db, env={"GLIMPSE_RR": RR})
+        try:
+            t0 = time.time()
+            st = s.json("POST", f"/api/recordings/{alice['id']}/debug", {"at": f"snapshot:{sid}"}, expect=201)
+            sess = st["session"]
+            print(f"session {sess} at rr event {st['event']} in {time.time() - t0:.2f} s: stopped in "
+                  f"{st['frame']['func']} ({len(st['stack'])} frames, {len(st['threads'])} threads)")
+            assert re.fullmatch(r"[0-9a-f]{32}", sess) and st["stack"] and st["threads"], st
+            assert "target extended-remote" in st["commands"]["gdb"] and st["gdbserver"] in st["commands"]["gdb"]
+            cmd = f"/api/debug/{sess}/cmd"
+            for bad in ("call main.f()", "set var current = 1", "print current", "shell id", "-exec-continue",
+                        "next 2", "continue\n-gdb-exit", "break main.go", "break main.go:0",
+                        "break main.go:42\"", "break $(id).go:1", "break main.go:1;kill", "break 'main.go':4",
+                        "frame -1", "goroutine x", ""):
+                e = s.json("POST", cmd, {"cmd": bad}, expect=400)["error"]
+                assert "command" in e or "takes" in e, (bad, e)
+            s.json("POST", cmd, {"nothing": 1}, expect=400)
+            s.json("POST", cmd, "not json", expect=400)
+            s.json("POST", "/api/debug/0123456789abcdef0123456789abcdef/cmd", {"cmd": "next"}, expect=404)
+            s.json("POST", f"/api/recordings/{alice['id']}/debug", {"at": "snapshot:999"}, expect=404)
+            assert "No source file" in s.json("POST", cmd, {"cmd": "break nosuchfile.go:3"}, expect=422)["error"]
+            # The limit: one session, alice's; bob's is refused until it closes.
+            e = s.json("POST", f"/api/recordings/{bob['id']}/debug", {}, expect=429)["error"]
+            assert "--debug-sessions 1" in e, e
+
+            st = s.json("POST", cmd, {"cmd": "break main.go:42"})
+            assert [b["line"] for b in st["breakpoints"]] == [42] and st["breakpoints"][0]["func"] == "main.holder"
+            locals_ = lambda st: {v["name"]: v.get("value") for v in st["locals"]}
+            timing = {}
+
+            def run(c):
+                t = time.time()
+                got = s.json("POST", cmd, {"cmd": c})
+                timing[c] = timing.get(c, []) + [time.time() - t]
+                return got
+
+            st = run("continue")
+            assert st["stop"]["reason"] == "breakpoint-hit" and st["frame"]["func"] == "main.holder", st["stop"]
+            assert st["frame"]["line"] == 42 and locals_(st)["current"] == str(current), (st["frame"], st["locals"])
+            assert locals_(st)["next"] == str(current + 1)
+            src = st["source"]
+            assert "sink += current" in src["lines"][42 - src["first"]], src
+            st = run("next")
+            assert st["frame"]["line"] == 43, st["frame"]
+            st = run("next")
+            assert st["frame"]["line"] == 41 and locals_(st)["current"] == str(current + 1), (st["frame"], st["locals"])
+            st = run("reverse-next")
+            assert st["frame"]["line"] == 43 and locals_(st)["current"] == str(current), (st["frame"], st["locals"])
+            st = run("reverse-step")
+            assert st["frame"]["line"] == 42, st["frame"]
+            st = run("frame 1")
+            assert st["frame"]["level"] == 1, st["frame"]
+            got = s.get(f"/api/debug/{sess}")
+            assert got["frame"]["level"] == 1 and got["session"] == sess
+            print("command times: " + ", ".join(f"{k} {1000 * sum(v) / len(v):.0f} ms" for k, v in timing.items()))
+            # Asking again for the recording reuses its session, back at the moment.
+            again = s.json("POST", f"/api/recordings/{alice['id']}/debug", {"at": f"snapshot:{sid}"})
+            assert again["session"] == sess and again["event"] == st["event"], again
+            assert s.json("DELETE", f"/api/debug/{sess}")["closed"] is True
+            s.json("GET", f"/api/debug/{sess}", expect=404)
+            # The slot is free: bob's opens, then closes itself when idle.
+            b = s.json("POST", f"/api/recordings/{bob['id']}/debug", {}, expect=201)["session"]
+            assert len(gdb_children(s.proc.pid)) == 1
+            time.sleep(9)
+            s.json("GET", f"/api/debug/{b}", expect=404)
+            assert "idle for 6 s: closed" in s.stderr() and not gdb_children(s.proc.pid)
+            # Sessions open at shutdown end with the server.
+            s.json("POST", f"/api/recordings/{alice['id']}/debug", {"at": f"snapshot:{sid}"}, expect=201)
+            pids = gdb_children(s.proc.pid)
+            assert len(pids) == 1
+            assert s.stop() == 0
+            assert not any(alive(p) for p in pids), pids
+        finally:
+            s.close()
+    finally:
+        r.stop(timeout=300)
+        kill_replay_servers(db)

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 from harness import ROOT, Skip, fixtures, start_target
 from serve import Server
@@ -38,7 +39,7 @@ def test_webui_is_served_with_its_token_cookie_csp_and_cache_headers():
         status, headers, gz = s.request("GET", js, headers={"Accept-Encoding": "gzip"})
         assert headers.get("content-encoding") == "gzip" and len(gz) < len(plain) / 2, (headers, len(gz))
         # Every view has its own URL: unknown paths outside /api answer the page.
-        for path in ("/snapshots/7", "/traces/new?pid=1", "/sql", "/recordings/3/replay"):
+        for path in ("/snapshots/7", "/traces/new?pid=1", "/sql", "/recordings/3/replay", "/recordings/3/debug?at=snapshot:2"):
             status, headers, b = s.request("GET", path)
             assert status == 200 and b'<div id="app">' in b, (path, status)
         status, _, b = s.request("GET", "/assets/nothing-ABC.js")
@@ -96,3 +97,42 @@ def test_webui_in_chromium_snapshot_variables_flame_compare_trace_sql_axe():
             assert os.path.getsize(os.path.join(shots, name + ".png")) > 10000, name
     finally:
         s.stop()
+
+
+def test_webui_replay_debugger_steps_backwards_and_sees_a_local_change():
+    """The replay debugger page in chromium (ui.test.mjs, its 'replay:' step) on a real rr
+    recording of the Go 1.23 webapp made through glimpse record's proxy: opened at a
+    snapshot's moment, a breakpoint where main.holder's `current` changes, continue, next
+    past the change, reverse-next and reverse-step back to the earlier value; axe on the
+    page in both themes. Skipped with the reason where rr does not work."""
+    from test_record_rr import RR, check_replayable, kill_replay_servers, need_rr, record_session, with_replayable_recording
+    node, chromium = shutil.which("node"), shutil.which("chromium")
+    if not node or not chromium or not os.path.isdir(os.path.join(ROOT, "web", "node_modules", "playwright-core")):
+        raise Skip("needs node, Debian's chromium and web/node_modules (scripts/setup.sh)")
+    need_rr()
+
+    def run(tmp):
+        db, row, snaps, r = record_session("1.23", tmp, requests=(3, 2), keep=True)
+        try:
+            check_replayable(row)
+            sid, _, current = snaps[0]
+            s = Server(db=db, env={"GLIMPSE_RR": RR})
+            shots = os.path.join(ROOT, "build", "webui-shots")
+            try:
+                env = dict(os.environ, GLIMPSE_URL=s.url, SHOTS=shots, ONLY="^replay:", RECORDING_ID=str(row["id"]),
+                           SNAPSHOT_ID=str(sid), CURRENT=str(current))
+                p = subprocess.run([node, os.path.join(ROOT, "web", "test", "ui.test.mjs")], env=env,
+                                   capture_output=True, text=True, timeout=600)
+                print(p.stdout)
+                assert p.returncode == 0, p.stdout + "\n" + p.stderr[-3000:]
+                assert "ok replay: step backwards and see a local change" in p.stdout, p.stdout
+                assert "axe: debugger=0 debugger-dark=0" in p.stdout, p.stdout
+                for name in ("15-debugger-moment", "16-debugger-forward", "17-debugger-reversed", "18-debugger-dark"):
+                    assert os.path.getsize(os.path.join(shots, name + ".png")) > 10000, name
+            finally:
+                s.close()
+        finally:
+            r.stop(timeout=300)
+            kill_replay_servers(db)
+
+    with_replayable_recording(run)

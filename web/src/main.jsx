@@ -8,6 +8,7 @@ import { Snapshot, Compare } from './snapshot.jsx';
 import { Traces, NewTrace, Trace } from './traces.jsx';
 import { Sql } from './sql.jsx';
 import { Recordings, Replay } from './recordings.jsx';
+import { Debugger } from './debugger.jsx';
 
 // The token came in the URL once (?token=): the server has set its cookie, so the
 // token leaves the address bar (and the history) at once.
@@ -29,6 +30,7 @@ function route(path, dark) {
 	if (path === '/sql') return <Sql dark={dark} />;
 	if (path === '/recordings') return <Recordings />;
 	if ((m = path.match(/^\/recordings\/(\d+)\/replay$/))) return <Replay id={m[1]} />;
+	if ((m = path.match(/^\/recordings\/(\d+)\/debug$/))) return <Debugger key={m[1]} id={m[1]} />;
 	return (
 		<section>
 			<h1>Not found</h1>

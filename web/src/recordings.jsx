@@ -1,6 +1,6 @@
 // recordings.jsx - rr recordings (/api/recordings): the list with stop and download, and a
 // replay page that starts (or reuses) the recording's replay server at a moment and shows
-// how to attach gdb, Delve or VS Code to it. Driving gdb from the browser is not built yet.
+// how to attach gdb, Delve or VS Code to it, or opens the replay debugger (debugger.jsx).
 import { useState } from 'preact/hooks';
 import { api, useApi, Link, fmtTime, fmtBytes, query } from './api.jsx';
 import { Failure, Loading } from './widgets.jsx';
@@ -51,7 +51,7 @@ export function Recordings() {
 										<button type="button" disabled={busy === r.id} onClick={() => stop(r.id)}>Stop</button>
 									) : null}
 									{r.archive ? <a href={`/api/recordings/${r.id}/download`} download>Download</a> : null}
-									{r.replayable ? <> {' '}<Link href={`/recordings/${r.id}/replay`}>Replay</Link></> : null}
+									{r.replayable ? <> {' '}<Link href={`/recordings/${r.id}/replay`}>Replay</Link> <Link href={`/recordings/${r.id}/debug`}>Debug</Link></> : null}
 								</td>
 							</tr>
 						))}
@@ -107,10 +107,10 @@ export function Replay({ id }) {
 					</dl>
 				</div>
 			) : null}
-			<div class="notice" role="status">
-				Stepping through the replay in this page (gdb's machine interface driven from the browser) is not built yet:
-				attach gdb, Delve or VS Code with the commands above.
-			</div>
+			<p>
+				Or step through it here, forwards and backwards:{' '}
+				<Link href={`/recordings/${id}/debug${at ? `?at=${encodeURIComponent(at)}` : ''}`}>open the replay debugger{at ? ` at ${at}` : ''}</Link>.
+			</p>
 		</section>
 	);
 }

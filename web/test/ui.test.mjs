@@ -6,7 +6,10 @@
 //
 // Environment: GLIMPSE_URL (the URL serve printed, with ?token=), TARGET_PID (a target
 // with 20 parked workers), TARGET2_PID (one with 60), TRACEE_PID (a target calling
-// main.Handle in a loop), SHOTS (directory for the screenshots).
+// main.Handle in a loop), SHOTS (directory for the screenshots). With RECORDING_ID and
+// SNAPSHOT_ID (a replayable rr recording of the webapp fixture and a snapshot taken
+// during it, CURRENT the value of main.holder's `current` then) the replay debugger is
+// driven too; test_webui.py's replay test records one (ONLY=replay runs just that).
 import { readFileSync } from 'node:fs';
 import { launch, newPage, axe, shots } from './browser.mjs';
 
@@ -199,8 +202,65 @@ step('recordings and the replay page', async () => {
 	await page.getByRole('heading', { name: /Replay/ }).waitFor();
 	await page.getByRole('button', { name: 'Open replay at this moment' }).waitFor();
 	await a11y(page, 'replay');
-	console.log('skip replay: step backwards and see a local change: stepping a replay in the browser (gdb/MI) is not built yet');
 });
+
+// The value of local name in the debugger's locals pane.
+async function local(name) {
+	return (await page.locator(`[data-testid=dbg-locals] tr[data-name="${name}"] td.val`).textContent()).trim();
+}
+
+async function atLine(n) {
+	await page.waitForFunction((want) => {
+		const l = document.querySelector('[data-testid=dbg-line]');
+		const s = document.querySelector('[data-testid=dbg-status]');
+		return l && l.textContent === String(want) && s && s.textContent.startsWith('Stopped');
+	}, n, { timeout: 60000 });
+}
+
+if (process.env.RECORDING_ID)
+	step('replay: step backwards and see a local change', async () => {
+		const rid = env('RECORDING_ID');
+		const current = Number(env('CURRENT'));
+		await page.goto(url.href); // the token's cookie, when this step runs alone
+		await page.goto(`${base}/recordings/${rid}/debug?at=snapshot:${env('SNAPSHOT_ID')}`);
+		await page.getByRole('heading', { name: /Replay debugger/ }).waitFor();
+		await page.getByTestId('dbg-status').filter({ hasText: 'Stopped' }).waitFor({ timeout: 120000 });
+		await page.locator('tr.cur').waitFor();
+		await shot(page, '15-debugger-moment');
+		await a11y(page, 'debugger');
+		// A breakpoint where holder's `current` changes, then run to it.
+		await page.getByRole('textbox', { name: 'Breakpoint at' }).fill('main.go:42');
+		await page.getByRole('button', { name: 'Run to it' }).click();
+		await atLine(42);
+		await page.getByTestId('dbg-breaks').filter({ hasText: 'main.go:42' }).waitFor();
+		check((await local('current')) === String(current), `at the breakpoint current is ${await local('current')}, not ${current}`);
+		check((await page.locator('tr.cur td.code').textContent()).includes('sink += current'), 'the current line is not the one with the breakpoint');
+		// Forwards with the keyboard (n n): past `current = next`, the value changes...
+		await page.locator('main h1').click();
+		await page.keyboard.press('n');
+		await atLine(43);
+		await page.keyboard.press('n');
+		await atLine(41);
+		const after = await local('current');
+		check(after === String(current + 1), `after current = next, current is ${after}, not ${current + 1}`);
+		await shot(page, '16-debugger-forward');
+		// ...and backwards (the button, then Shift+S) it is the earlier value again.
+		await page.getByRole('button', { name: 'Reverse next' }).click();
+		await atLine(43);
+		const back = await local('current');
+		check(back === String(current), `after reverse-next current is ${back}, not ${current} again`);
+		await page.keyboard.press('Shift+S');
+		await atLine(42);
+		check((await local('current')) === String(current), 'reverse-step changed current');
+		await page.getByRole('button', { name: /^main\.holder/ }).first().waitFor();
+		await shot(page, '17-debugger-reversed');
+		await page.getByRole('button', { name: /dark theme/ }).click();
+		await a11y(page, 'debugger-dark');
+		await shot(page, '18-debugger-dark');
+		await page.getByRole('button', { name: /light theme/ }).click();
+		await page.getByRole('button', { name: 'Close session' }).click();
+		console.log(`replay debugger: recording ${rid} at snapshot ${env('SNAPSHOT_ID')}: current ${current} -> ${after} (next, next) -> ${back} (reverse-next)`);
+	});
 
 step('process history and unknown URLs', async () => {
 	await page.goto(`${base}/processes/${env('TARGET_PID')}`);
