@@ -480,7 +480,8 @@ static void answer_state(struct dbg *d, struct http_req *r, struct http_resp *w,
 }
 
 /* Seeks d's replay to event (rr's `run EVENT` on its gdbserver). Returns 0, or an
- * HTTP status with the answer set. */
+ * HTTP status with the answer set: 502 when the replay server refused or ended
+ * (rr.soft leaves its course going back on a CPU whose APIC ID moved). */
 static int seek(struct dbg *d, int64_t event, struct http_resp *w)
 {
 	struct gdbmi_answer a;
@@ -644,6 +645,31 @@ static void open_session(struct http_req *r, struct http_resp *w)
 		d->exe = srv.exe ? xstrdup(srv.exe) : NULL;
 		d->script = srv.gdb_script ? xstrdup(srv.gdb_script) : NULL;
 		rc = connect_gdb(d, srv.warm, w);
+		if (rc == 502 && srv.warm && d->gdb && gdbmi_alive(d->gdb)) {
+			/* gdb is attached, so the warm server could not reach the event: it
+			 * left its course (or refused). End it and start a new one, which
+			 * replay_open binds to a CPU with the recording's APIC ID. */
+			fprintf(stderr, "glimpse serve: recording %" PRId64 ": %s; starting a new replay server\n", id,
+				w->body.p ? w->body.p : "");
+			gdbmi_close(d->gdb);
+			d->gdb = NULL;
+			free(d->gdbserver);
+			d->gdbserver = NULL;
+			pthread_mutex_lock(&sv->write_lock);
+			replay_forget(sv->st, id, srv.pid);
+			replay_server_free(&srv);
+			rc = replay_open(sv->st, rr ? rr : "rr", id, event, &srv);
+			pthread_mutex_unlock(&sv->write_lock);
+			if (rc) {
+				http_error(w, rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : 409, "%s", err_msg(rc));
+			} else {
+				d->event = srv.event;
+				d->gdbserver = xstrdup(srv.addr);
+				w->status = 200;
+				buf_reset(&w->body);
+				rc = connect_gdb(d, srv.warm, w);
+			}
+		}
 		replay_server_free(&srv);
 	}
 	if (rc) {

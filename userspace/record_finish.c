@@ -238,8 +238,8 @@ static void warm_kill(struct recorder *r, struct warm *w)
 	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	pthread_mutex_lock(&r->store_mu);
-	store_run(r->st, "UPDATE recordings SET replay_addr = NULL, replay_pid = NULL WHERE id = ?", NULL, "i",
-		  w->id);
+	store_run(r->st, "UPDATE recordings SET replay_addr = NULL, replay_pid = NULL WHERE id = ? AND replay_pid = ?",
+		  NULL, "ii", w->id, (int64_t)w->pid); /* unless another server took its place */
 	pthread_mutex_unlock(&r->store_mu);
 	memset(w, 0, sizeof(*w));
 }

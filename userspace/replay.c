@@ -847,6 +847,14 @@ out:
 	return rc;
 }
 
+void replay_forget(struct store *st, int64_t id, pid_t pid)
+{
+	if (pid > 0)
+		kill(-pid, SIGKILL);
+	store_run(st, "UPDATE recordings SET replay_addr = NULL, replay_pid = NULL WHERE id = ? AND replay_pid = ?",
+		  NULL, "ii", id, (int64_t)pid);
+}
+
 void replay_server_free(struct replay_server *s)
 {
 	free(s->addr);

@@ -29,6 +29,9 @@ int replay_moment(struct store *st, int64_t recording, const char *at, int64_t *
  * Returns 0 and *out (free with replay_server_free), or a negative code saying
  * why (not done, not replayable here with rr's words, archive missing). */
 int replay_open(struct store *st, const char *rr, int64_t id, int64_t event, struct replay_server *out);
+/* Ends recording id's replay server pid (one that could not reach an event: it
+ * left its course) and forgets it, so that the next replay_open starts a new one. */
+void replay_forget(struct store *st, int64_t id, pid_t pid);
 void replay_server_free(struct replay_server *s);
 /* Moves the gdb remote protocol bytes a debugger sent from in to out: complete
  * packets (an incomplete one stays in in) and what lies between them, with

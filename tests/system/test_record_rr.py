@@ -715,3 +715,87 @@ def debug_api_steps(tmp):
     finally:
         r.stop(timeout=300)
         kill_replay_servers(db)
+
+
+STUB_GDBSERVER = r'''
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(4)
+print(s.getsockname()[1], flush=True)
+def reply(c, data):
+    c.sendall(b"$" + data + b"#" + b"%02x" % (sum(data) & 0xff))
+while True:  # one connection after another: glimpse first checks that the port answers
+    c, _ = s.accept()
+    buf = b""
+    while True:
+        got = c.recv(65536)
+        if not got:
+            break
+        buf += got
+        while True:
+            buf = buf.lstrip(b"+-")
+            start, end = buf.find(b"$"), buf.find(b"#")
+            if start < 0 or end < 0 or len(buf) < end + 3:
+                break
+            pkt, buf = buf[start + 1:end], buf[end + 3:]
+            c.sendall(b"+")
+            if pkt.startswith(b"qSupported"):
+                reply(c, b"PacketSize=4000")
+            elif pkt == b"?":
+                reply(c, b"W00")  # no process yet, as rr's server before `run`
+            elif pkt == b"!":
+                reply(c, b"OK")
+            elif pkt.startswith(b"vRun"):
+                reply(c, b"E01")  # as a replay that left its course: it cannot go there
+            else:
+                reply(c, b"")
+    c.close()
+'''
+
+
+def test_record_rr_debug_api_replaces_a_warm_replay_server_that_cannot_reach_the_moment():
+    """A warm replay server that refuses the moment (as rr.soft's does once it left its course
+    on a CPU whose APIC ID moved; a stub gdbserver here) is ended and forgotten, and the
+    debug session opens on a new replay server."""
+    need_rr()
+
+    def run(tmp):
+        db, row, snaps = record_session("1.23", tmp, requests=(1,))
+        check_replayable(row)
+        stub = subprocess.Popen(["python3", "-c", STUB_GDBSERVER], stdout=subprocess.PIPE, text=True,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        s = None
+        try:
+            port = int(stub.stdout.readline())
+            c = sqlite3.connect(db)
+            c.execute("UPDATE recordings SET replay_addr = ?, replay_pid = ? WHERE id = ?",
+                      (f"127.0.0.1:{port}", stub.pid, row["id"]))
+            c.commit()
+            c.close()
+            s = Server(db=db, env={"GLIMPSE_RR": RR})
+            sid = snaps[0][0]
+            status, _, data = s.request("POST", f"/api/recordings/{row['id']}/debug", {"at": f"snapshot:{sid}"})
+            # Whatever the new server does, the one that refused is ended and forgotten.
+            assert "starting a new replay server" in s.stderr() and "refused event" in s.stderr(), s.stderr()
+            assert stub.wait(timeout=10) == -9, "the stub was not ended"
+            assert replay_row(db, row["id"])[1] != stub.pid
+            if status == 409 and b"APIC ID" in data:
+                raise Drift(data.decode())
+            assert status == 201, (status, data[:500], s.stderr()[-2000:])
+            st = json.loads(data)
+            addr, pid = replay_row(db, row["id"])
+            assert addr == st["gdbserver"] and addr != f"127.0.0.1:{port}" and alive(pid), (addr, pid, st["gdbserver"])
+            assert st["stack"] and st["threads"], st
+            print(f"warm server refused event {st['event']}: ended; new replay server {addr} (pid {pid}) "
+                  f"opened the session")
+            assert s.json("DELETE", f"/api/debug/{st['session']}")["closed"] is True
+        finally:
+            if s:
+                s.close()
+            if stub.poll() is None:
+                os.killpg(stub.pid, 9)
+            kill_replay_servers(db)
+
+    with_replayable_recording(run)
