@@ -24,10 +24,10 @@
 	" 'torn', json(CASE WHEN g.torn THEN 'true' ELSE 'false' END), 'stack_note', g.stack_note,"           \
 	" 'frames', (SELECT json_group_array(json(fo)) FROM (SELECT json_object('func', f.func, 'file', f.file," \
 	" 'line', f.line, 'pc', f.pc, 'inlined', json(CASE WHEN f.inlined THEN 'true' ELSE 'false' END),"      \
-	" 'vars', (SELECT json_group_array(json(vo)) FROM (SELECT json_object('name', v.name, 'kind', v.kind,"  \
-	" 'type', v.type, 'value', json(v.value), 'truncated', json(CASE WHEN v.truncated THEN 'true' ELSE"     \
-	" 'false' END)) AS vo FROM variables v WHERE v.snapshot = g.snapshot AND v.goid = g.goid"               \
-	" AND v.depth = f.depth ORDER BY v.rowid))) AS fo FROM frames f WHERE f.stack = g.stack_id"            \
+	" 'vars', (SELECT json_group_array(json(vo)) FROM (SELECT json_object('name', v.value ->> 1, 'kind',"  \
+	" v.value ->> 2, 'type', v.value ->> 3, 'value', json(v.value -> 5), 'truncated', json(CASE WHEN"       \
+	" v.value ->> 4 THEN 'true' ELSE 'false' END)) AS vo FROM json_each(g.vars) v"                         \
+	" WHERE v.value ->> 0 = f.depth ORDER BY v.key))) AS fo FROM frames f WHERE f.stack = g.stack_id"      \
 	" ORDER BY f.depth)))"
 
 /* A group's function: the innermost frame outside the runtime, as pprof shows it. */
@@ -109,9 +109,8 @@ static void list_snapshots(struct http_req *r, struct http_resp *w)
 	" AND (:func IS NULL OR EXISTS (SELECT 1 FROM frames f WHERE f.stack = g.stack_id"                        \
 	" AND instr(f.func, :func) > 0))"                                                                        \
 	" AND (:goid IS NULL OR g.goid = :goid) AND (:stack IS NULL OR g.stack_id = :stack)"                      \
-	" AND (:vname IS NULL OR EXISTS (SELECT 1 FROM variables v WHERE v.snapshot = g.snapshot"                \
-	" AND v.goid = g.goid AND v.name = :vname AND (:vval IS NULL OR v.value = :vval"                          \
-	" OR v.value = json_quote(:vval))))"
+	" AND (:vname IS NULL OR EXISTS (SELECT 1 FROM json_each(g.vars) v WHERE v.value ->> 1 = :vname"          \
+	" AND (:vval IS NULL OR v.value -> 5 = :vval OR v.value -> 5 = json_quote(:vval))))"
 
 static void list_goroutines(struct http_req *r, struct http_resp *w)
 {

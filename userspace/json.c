@@ -97,8 +97,16 @@ void json_quote(struct buf *out, const char *s, size_t n)
 	buf_putc(out, '"');
 	for (size_t i = 0; i < n;) {
 		unsigned char c = u[i];
-		size_t l;
+		size_t l, run = i;
 
+		/* Printable ASCII other than '"' and '\\' goes as it is, a run at a time. */
+		while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\')
+			run++;
+		if (run > i) {
+			buf_add(out, u + i, run - i);
+			i = run;
+			continue;
+		}
 		switch (c) {
 		case '"': buf_puts(out, "\\\""); i++; continue;
 		case '\\': buf_puts(out, "\\\\"); i++; continue;

@@ -752,12 +752,12 @@ static int store_stack(struct store *st, struct stack_ids *ids, const struct sna
 
 #define ROWS_PER_INSERT 32
 
-/* One row of goroutines (var NULL) or variables. */
+/* One row of goroutines. */
 struct row {
 	const struct snap_goroutine *g;
-	int64_t stack;			/* goroutines: stacks.id, 0 for none */
-	int depth;			/* variables: frame depth */
-	const struct snap_var *var;
+	int64_t stack;			/* stacks.id, 0 for none */
+	const char *vars;		/* goroutines.vars, NULL for none */
+	int vars_len;
 };
 
 struct table_rows {
@@ -810,22 +810,13 @@ static void bind_goroutine(sqlite3_stmt *s, int at, int64_t snapshot, const stru
 	bind_nonzero(s, at + 10, r->stack);
 	bind_text(s, at + 11, g->stack_note);
 	sqlite3_bind_int64(s, at + 12, (int64_t)g->torn);
+	if (r->vars)
+		sqlite3_bind_text(s, at + 13, r->vars, r->vars_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, at + 13);
 }
 
-static void bind_variable(sqlite3_stmt *s, int at, int64_t snapshot, const struct row *r)
-{
-	sqlite3_bind_int64(s, at, snapshot);
-	sqlite3_bind_int64(s, at + 1, (int64_t)r->g->goid);
-	sqlite3_bind_int64(s, at + 2, r->depth);
-	bind_text(s, at + 3, r->var->name);
-	bind_text(s, at + 4, r->var->kind);
-	bind_text(s, at + 5, r->var->type);
-	bind_text(s, at + 6, r->var->value);
-	sqlite3_bind_int64(s, at + 7, (int64_t)r->var->truncated);
-}
-
-static struct table_rows goroutine_rows = { "INSERT OR REPLACE INTO goroutines VALUES ", 13, bind_goroutine, "", "" };
-static struct table_rows variable_rows = { "INSERT INTO variables VALUES ", 8, bind_variable, "", "" };
+static struct table_rows goroutine_rows = { "INSERT OR REPLACE INTO goroutines VALUES ", 14, bind_goroutine, "", "" };
 
 static void build_sql(struct table_rows *t)
 {
@@ -846,7 +837,6 @@ static void build_sql(struct table_rows *t)
 static void build_all_sql(void)
 {
 	build_sql(&goroutine_rows);
-	build_sql(&variable_rows);
 }
 
 /* Inserts the pending rows: one statement for a full batch, else row by row. */
@@ -895,12 +885,49 @@ static int cmp_goid(const void *a, const void *b)
 	return x->goid < y->goid ? -1 : x->goid > y->goid;
 }
 
+/* Appends g's variables to out as goroutines.vars holds them: a JSON array of
+ * [depth, name, kind, type, truncated, value] (value left out when unavailable);
+ * nothing when g has none. */
+static void vars_json(struct buf *out, const struct snap_goroutine *g)
+{
+	bool any = false;
+
+	for (int f = 0; f < g->nframes; f++)
+		for (int v = 0; v < g->frames[f].nvars; v++) {
+			const struct snap_var *var = &g->frames[f].vars[v];
+			char depth[16];
+			int dn = 0;
+
+			buf_puts(out, any ? ",[" : "[[");
+			any = true;
+			for (int d = f; dn == 0 || d; d /= 10) /* digits, backwards */
+				depth[dn++] = (char)('0' + d % 10);
+			while (dn)
+				buf_putc(out, depth[--dn]);
+			buf_putc(out, ',');
+			json_quote(out, var->name, strlen(var->name));
+			buf_putc(out, ',');
+			json_quote(out, var->kind, strlen(var->kind));
+			buf_putc(out, ',');
+			json_quote(out, var->type, strlen(var->type));
+			buf_puts(out, var->truncated ? ",1" : ",0");
+			if (var->value) {
+				buf_putc(out, ',');
+				buf_puts(out, var->value);
+			}
+			buf_putc(out, ']');
+		}
+	if (any)
+		buf_putc(out, ']');
+}
+
 int snapshot_store(struct store *st, struct snapshot *s)
 {
 	const struct gobin *bin = s->bin;
 	struct stack_ids stacks = { 0 };
 	struct rows grows = { st, 0, &goroutine_rows, 0, { { 0 } } };
-	struct rows vrows = { st, 0, &variable_rows, 0, { { 0 } } };
+	struct buf vars = { 0 };
+	size_t *vars_at;
 	const struct snap_goroutine **order;
 	int64_t proc = 0, id;
 	int rc;
@@ -916,13 +943,21 @@ int snapshot_store(struct store *st, struct snapshot *s)
 			       " WHERE pid = ? AND status = 'recording'))",
 			       &s->id, "iiiitiii", proc, s->taken_at, s->duration_us, s->decode_us, s->reader,
 			       (int64_t)s->n, (int64_t)s->torn, (int64_t)s->pid);
-	grows.snapshot = vrows.snapshot = s->id;
-	/* In goid order: the goroutines primary key and the variables index by
-	 * goroutine then grow at their right edge instead of all over the tree. */
+	grows.snapshot = s->id;
+	/* In goid order: the goroutines primary key then grows at its right edge
+	 * instead of all over the tree. */
 	order = xmalloc(sizeof(struct snap_goroutine *) * (s->n ? s->n : 1));
 	for (size_t i = 0; i < s->n; i++)
 		order[i] = &s->gs[i];
 	qsort(order, s->n, sizeof(struct snap_goroutine *), cmp_goid);
+	/* Every goroutine's vars first, into one buffer that no longer moves while
+	 * the rows pointing into it are inserted: vars_at[i] to vars_at[i + 1]. */
+	vars_at = xmalloc(sizeof(size_t) * (s->n + 1));
+	for (size_t i = 0; i < s->n; i++) {
+		vars_at[i] = vars.len;
+		vars_json(&vars, order[i]);
+	}
+	vars_at[s->n] = vars.len;
 	for (size_t i = 0; !rc && i < s->n; i++) {
 		const struct snap_goroutine *g = order[i];
 		int64_t stack = 0;
@@ -930,15 +965,14 @@ int snapshot_store(struct store *st, struct snapshot *s)
 		if (g->nframes)
 			rc = store_stack(st, &stacks, g, &stack);
 		if (!rc)
-			rc = rows_add(&grows, &(struct row){ .g = g, .stack = stack });
-		for (int f = 0; !rc && f < g->nframes; f++)
-			for (int v = 0; !rc && v < g->frames[f].nvars; v++)
-				rc = rows_add(&vrows, &(struct row){ .g = g, .depth = f, .var = &g->frames[f].vars[v] });
+			rc = rows_add(&grows, &(struct row){ .g = g, .stack = stack,
+							     .vars = vars_at[i + 1] > vars_at[i] ? vars.p + vars_at[i] : NULL,
+							     .vars_len = (int)(vars_at[i + 1] - vars_at[i]) });
 	}
 	if (!rc)
 		rc = rows_flush(&grows);
-	if (!rc)
-		rc = rows_flush(&vrows);
+	buf_free(&vars);
+	free(vars_at);
 	free(stacks.slots);
 	free(order);
 	if (rc) {

@@ -100,6 +100,34 @@ static int on_progress(void *arg)
 	return 0;
 }
 
+/* Before the authorizer: json_each's table is made on its first use by a write
+ * to the schema the authorizer refuses, so it is made now, once for the
+ * connection. And with an untrusted schema, SQLite's JSON functions (not
+ * innocuous before 3.44) may not run inside the database's views, so the
+ * variables view (goroutines.vars unfolded) is made again in TEMP, which is
+ * trusted, from its own definition in the database. */
+static void trust_json_views(sqlite3 *db)
+{
+	sqlite3_stmt *s;
+
+	sqlite3_exec(db, "SELECT count(*) FROM json_each('[]')", NULL, NULL, NULL);
+	if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE type = 'view' AND name = 'variables'", -1, &s,
+			       NULL) != SQLITE_OK)
+		return;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		const char *sql = (const char *)sqlite3_column_text(s, 0);
+		const char *head = "CREATE VIEW variables AS";
+
+		if (sql && strncmp(sql, head, strlen(head)) == 0) {
+			char *temp = sqlite3_mprintf("CREATE TEMP VIEW variables%s", sql + strlen("CREATE VIEW variables"));
+
+			sqlite3_exec(db, temp, NULL, NULL, NULL);
+			sqlite3_free(temp);
+		}
+	}
+	sqlite3_finalize(s);
+}
+
 static int open_conn(const char *path, struct conn *c)
 {
 	int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
@@ -118,6 +146,7 @@ static int open_conn(const char *path, struct conn *c)
 	sqlite3_limit(c->db, SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES);
 	sqlite3_limit(c->db, SQLITE_LIMIT_LENGTH, 64 << 20);
 	sqlite3_busy_timeout(c->db, 5000);
+	trust_json_views(c->db);
 	sqlite3_exec(c->db, "PRAGMA query_only = 1", NULL, NULL, NULL);
 	sqlite3_set_authorizer(c->db, authorize, c);
 	sqlite3_progress_handler(c->db, 1000, on_progress, c);

@@ -325,8 +325,14 @@ int store_open(const char *path, struct store **out)
 	 * temp_store in memory: a multi-row INSERT keeps a statement journal, a
 	 * temporary file otherwise (storing a 10k-goroutine snapshot took twice
 	 * as long). A larger page cache than the default 2 MiB measured slower (a
-	 * 64 MiB one: 20%, its pages being fresh memory each time). */
-	rc = exec(st, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY",
+	 * 64 MiB one: 20%, its pages being fresh memory each time). 16 KiB pages for
+	 * a new file (an existing one keeps its own): a 10k-goroutine snapshot with
+	 * its variables (about 5 MiB of rows) was written in 17 ms of inserts and
+	 * 4-9 ms of commit against 23 and 21 ms with 4 KiB pages, a WAL frame and a
+	 * write per page. */
+	rc = exec(st,
+		  "PRAGMA page_size = 16384; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+		  " PRAGMA temp_store = MEMORY",
 		  "configuring");
 	if (!rc)
 		rc = migrate(st);

@@ -1,4 +1,4 @@
-"""The store's schema versions 2 and 3: a version 1 database (tests/system/store-v1.sql, the schema
+"""The store's schema versions 2 to 5: a version 1 database (tests/system/store-v1.sql, the schema
 as of commit 0e64c38) holding a real snapshot and trace is upgraded in place by the new
 glimpse with every row kept; stacks.top_func is the function a Go traceback shows; the
 views Grafana reads answer; a failed upgrade and a newer database leave the file as it was."""
@@ -99,7 +99,7 @@ def test_a_version_1_store_is_upgraded_in_place_keeping_every_row():
         t.stop()
         c = sqlite3.connect(v1db)
         c.execute("ATTACH ? AS old", (old,))
-        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
         for tb in tables:
             if tb == "meta":
                 continue
@@ -178,16 +178,67 @@ def test_a_failed_upgrade_leaves_the_version_1_file_as_it_was():
         assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
 
 
+VARIABLES = "SELECT snapshot, goid, depth, name, kind, type, value, truncated FROM variables ORDER BY snapshot, goid, seq"
+
+
+def back_to_version_4(c):
+    """Makes a current store look like schema version 4: the variables in a table of their
+    own (in the order glimpse stored them, with its index), goroutines without vars."""
+    rows = c.execute(VARIABLES).fetchall()
+    c.execute("DROP VIEW variables")
+    c.execute("CREATE TABLE variables (snapshot INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,"
+              " goid INTEGER NOT NULL, depth INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,"
+              " type TEXT NOT NULL, value TEXT, truncated INTEGER NOT NULL DEFAULT 0)")
+    c.executemany("INSERT INTO variables VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    c.execute("CREATE INDEX variables_by_goroutine ON variables (snapshot, goid, depth)")
+    c.execute("ALTER TABLE goroutines DROP COLUMN vars")
+    return rows
+
+
+def test_a_version_4_store_is_upgraded_to_5_with_every_variable_in_its_goroutine_row():
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "g.db")
+        t, _ = fill_store(db)
+        c = sqlite3.connect(db)
+        # One variable unavailable at its pc (value NULL), one whose value is JSON null, one
+        # with a quote and a backslash: all three must come back as they were.
+        c.execute("UPDATE goroutines SET vars = json_insert(coalesce(vars, '[]'), '$[#]', json('[0,\"gone\",\"local\",\"int\",0]'),"
+                  " '$[#]', json('[0,\"nilp\",\"local\",\"*int\",0,null]'),"
+                  " '$[#]', json('[1,\"q\",\"param\",\"string\",1,\"a\\\"b\\\\c\"]'))"
+                  " WHERE snapshot = 1 AND goid = (SELECT min(goid) FROM goroutines WHERE snapshot = 1)")
+        c.commit()
+        before = back_to_version_4(c)
+        assert len(before) > 100 and before[-1][0] == 2, len(before)
+        special = {r[3]: r[6] for r in before if r[3] in ("gone", "nilp", "q")}
+        assert special == {"gone": None, "nilp": "null", "q": '"a\\"b\\\\c"'}, special
+        c.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        c.commit()
+        c.close()
+        glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
+        t.stop()
+        c = sqlite3.connect(db)
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+        assert c.execute("SELECT type FROM sqlite_schema WHERE name = 'variables'").fetchone() == ("view",)
+        assert c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'variables_by_goroutine'").fetchone() == (0,)
+        after = c.execute(VARIABLES).fetchall()
+        assert after[:len(before)] == before, [(a, b) for a, b in zip(after, before) if a != b][:3]
+        # The new snapshot's variables went straight into its goroutine rows.
+        assert len(after) > len(before) and after[-1][0] == 3, (len(after), len(before))
+        assert c.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        print(f"  upgraded: {len(before)} variables of 2 snapshots moved into their goroutine rows, unchanged")
+
+
 V3_RECORDING_COLUMNS = ["pid", "rr_pid", "clock_offset_ns", "archive", "bytes_binaries", "first_event", "events",
                         "replay_addr", "replay_pid"]
 
 
-def test_a_version_2_store_is_upgraded_to_4_keeping_its_recordings():
+def test_a_version_2_store_is_upgraded_to_5_keeping_its_recordings():
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "g.db")
         t = start_target(first_fixture("target"), "-goroutines", 3)
         glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
         c = sqlite3.connect(db)
+        back_to_version_4(c)
         c.execute("DROP INDEX recordings_by_pid")
         for col in V3_RECORDING_COLUMNS:  # back to version 2's recordings table
             c.execute(f"ALTER TABLE recordings DROP COLUMN {col}")
@@ -199,7 +250,7 @@ def test_a_version_2_store_is_upgraded_to_4_keeping_its_recordings():
         glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
         t.stop()
         c = sqlite3.connect(db)
-        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
         cols = [r[1] for r in c.execute("PRAGMA table_info(recordings)")]
         assert all(col in cols for col in V3_RECORDING_COLUMNS), cols
         assert c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'recordings_by_pid'").fetchone() == (1,)
@@ -214,7 +265,7 @@ def test_a_store_from_a_newer_glimpse_is_refused_and_left_byte_identical():
         t = start_target(first_fixture("target"), "-goroutines", 3)
         glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
         c = sqlite3.connect(db)
-        c.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+        c.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
         c.commit()
         c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         c.close()
@@ -222,17 +273,18 @@ def test_a_store_from_a_newer_glimpse_is_refused_and_left_byte_identical():
         p = glimpse("snapshot", "--pid", t.pid, "--db", db)
         t.stop()
         assert p.returncode == 1, p.stderr
-        assert p.stderr.strip() == f"glimpse: {db} was written by a newer glimpse (schema 5, this glimpse knows 4)", \
+        assert p.stderr.strip() == f"glimpse: {db} was written by a newer glimpse (schema 6, this glimpse knows 5)", \
             p.stderr
         assert sha(db) == before
 
 
-def test_a_version_3_store_is_upgraded_to_4_with_trace_sessions_and_without_the_name_index():
+def test_a_version_3_store_is_upgraded_to_5_with_trace_sessions_and_without_the_name_index():
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "g.db")
         t = start_target(first_fixture("target"), "-goroutines", 3)
         glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
         c = sqlite3.connect(db)
+        back_to_version_4(c)
         c.execute("DROP TABLE trace_probes")
         c.execute("DROP TABLE traces")
         c.execute("CREATE INDEX variables_by_name ON variables (name)")
@@ -242,7 +294,7 @@ def test_a_version_3_store_is_upgraded_to_4_with_trace_sessions_and_without_the_
         glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
         t.stop()
         c = sqlite3.connect(db)
-        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
         names = {r[0] for r in c.execute("SELECT name FROM sqlite_schema")}
         assert {"traces", "trace_probes", "trace_probes_by_probe"} <= names and "variables_by_name" not in names
         assert c.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 2

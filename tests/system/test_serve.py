@@ -46,7 +46,7 @@ QUERIES = [
     "SELECT goid, status, wait_reason, created_by, thread, torn FROM goroutines ORDER BY goid",
     "SELECT status, count(*) AS n FROM goroutines GROUP BY status ORDER BY status",
     "SELECT f.func, f.file, f.line, f.pc FROM frames f ORDER BY f.stack, f.depth LIMIT 50",
-    "SELECT name, type, value, truncated FROM variables ORDER BY rowid LIMIT 100",
+    "SELECT name, type, value, truncated FROM variables ORDER BY snapshot, goid, seq LIMIT 100",
     "SELECT 1.5 AS x, 'a,\"b\"' AS y, NULL AS z",
 ]
 
