@@ -109,8 +109,10 @@ static void list_snapshots(struct http_req *r, struct http_resp *w)
 	" AND (:func IS NULL OR EXISTS (SELECT 1 FROM frames f WHERE f.stack = g.stack_id"                        \
 	" AND instr(f.func, :func) > 0))"                                                                        \
 	" AND (:goid IS NULL OR g.goid = :goid) AND (:stack IS NULL OR g.stack_id = :stack)"                      \
-	" AND (:vname IS NULL OR EXISTS (SELECT 1 FROM json_each(g.vars) v WHERE v.value ->> 1 = :vname"          \
-	" AND (:vval IS NULL OR v.value -> 5 = :vval OR v.value -> 5 = json_quote(:vval))))"
+	" AND (:vname IS NULL OR (instr(g.vars, json_quote(:vname)) > 0 AND (:vval IS NULL"                      \
+	" OR instr(g.vars, :vval) > 0 OR instr(g.vars, json_quote(:vval)) > 0)"                                   \
+	" AND EXISTS (SELECT 1 FROM json_each(g.vars) v WHERE v.value ->> 1 = :vname"                               \
+	" AND (:vval IS NULL OR v.value -> 5 = :vval OR v.value -> 5 = json_quote(:vval)))))"
 
 static void list_goroutines(struct http_req *r, struct http_resp *w)
 {

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 
 from harness import GLIMPSE, Skip, fixtures, glimpse, glimpse_json, start_target, start_target_in_pid_namespace
 from serve import Server
@@ -309,6 +310,19 @@ def test_serve_snapshot_over_the_api_equals_the_clis_on_the_same_process():
             idv = next(var["value"] for f in some["frames"] for var in f["vars"] if var["name"] == "id")
             page = s.get(f"/api/snapshots/{ans['snapshot_id']}/goroutines?func=parkedWorker&var=id={idv}")
             assert page["total"] == 1 and page["goroutines"][0]["goid"] == some["goid"], page
+            # a string by its text and as JSON, a name alone, and values that are not there
+            strs = [(var["name"], var["value"]) for f in some["frames"] for var in f["vars"]
+                    if isinstance(var["value"], str) and var["value"]]
+            assert strs, some  # parkedWorker's name
+            name, text = strs[0]
+            for q in (text, json.dumps(text)):
+                page = s.get(f"/api/snapshots/{ans['snapshot_id']}/goroutines?var="
+                             + urllib.parse.quote(f"{name}={q}"))
+                assert some["goid"] in [g["goid"] for g in page["goroutines"]], (name, q, page["total"])
+            page = s.get(f"/api/snapshots/{ans['snapshot_id']}/goroutines?func=parkedWorker&var=id")
+            assert page["total"] == len(parked(api)), page["total"]
+            for q in ("id=-12345", "nosuchvar", "nosuchvar=1"):
+                assert s.get(f"/api/snapshots/{ans['snapshot_id']}/goroutines?var={q}")["total"] == 0, q
             page = s.get(f"/api/snapshots/{ans['snapshot_id']}/goroutines?status=waiting&limit=7&offset=3")
             assert len(page["goroutines"]) == 7 and page["total"] >= 300
             groups = s.get(f"/api/snapshots/{ans['snapshot_id']}/groups")["groups"]
