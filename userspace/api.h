@@ -22,6 +22,12 @@ extern const struct http_route api_grafana_routes[];
 extern const size_t api_grafana_nroutes;
 extern const struct http_route api_recording_routes[];
 extern const size_t api_recording_nroutes;
+/* The moment a replay request's body names (api_recordings.c): {"at": "snapshot:ID" |
+ * "event:ID"} or {"event": N}; *event 0 (where the replay starts) without one. False
+ * with the answer set (400, 404, 409) when the body or the moment is wrong. */
+bool api_replay_moment(struct http_req *r, struct http_resp *w, int64_t id, int64_t *event);
+/* The HTTP status for replay_moment's and replay_open's negative codes. */
+int api_replay_status(int rc);
 extern const struct http_route api_debug_routes[];
 extern const size_t api_debug_nroutes;
 extern const struct http_route api_function_routes[];

@@ -537,51 +537,64 @@ static int connect_gdb(struct dbg *d, bool warm, struct http_resp *w)
 	return warm ? seek(d, d->event, w) : 0;
 }
 
+/* Opens recording id's replay server at event for d (its event, gdbserver, exe and
+ * script) and connects gdb to it. A warm server that cannot reach the event (it
+ * left its course: rr.soft going back after the host moved the CPU so that CPUID's
+ * APIC ID is no longer the recording's) is ended and forgotten, and a new one,
+ * which replay_open binds to a CPU with the recording's APIC ID, takes its place.
+ * Returns 0, or an HTTP status with the answer set. */
+static int attach(struct serve *sv, struct dbg *d, int64_t id, int64_t event, struct http_resp *w)
+{
+	const char *rr = getenv("GLIMPSE_RR");
+	struct replay_server srv;
+	int rc;
+
+	for (int attempt = 0;; attempt++) {
+		pthread_mutex_lock(&sv->write_lock);
+		rc = replay_open(sv->st, rr ? rr : "rr", id, event, &srv);
+		pthread_mutex_unlock(&sv->write_lock);
+		if (rc) {
+			http_error(w, api_replay_status(rc), "%s", err_msg(rc));
+			return api_replay_status(rc);
+		}
+		free(d->gdbserver);
+		free(d->exe);
+		free(d->script);
+		d->event = srv.event;
+		d->gdbserver = xstrdup(srv.addr);
+		d->exe = srv.exe ? xstrdup(srv.exe) : NULL;
+		d->script = srv.gdb_script ? xstrdup(srv.gdb_script) : NULL;
+		rc = connect_gdb(d, srv.warm, w);
+		if (rc == 502 && srv.warm && attempt == 0 && d->gdb && gdbmi_alive(d->gdb)) {
+			/* gdb is attached, so it is the server that could not go there. */
+			fprintf(stderr, "glimpse serve: recording %" PRId64 ": %s; starting a new replay server\n", id,
+				buf_str(&w->body));
+			gdbmi_close(d->gdb);
+			d->gdb = NULL;
+			pthread_mutex_lock(&sv->write_lock);
+			replay_forget(sv->st, id, srv.pid);
+			pthread_mutex_unlock(&sv->write_lock);
+			replay_server_free(&srv);
+			w->status = 200;
+			buf_reset(&w->body);
+			continue;
+		}
+		replay_server_free(&srv);
+		return rc;
+	}
+}
+
 /* {"at": "snapshot:ID" | "event:ID"} or {"event": N} (nothing: where the replay
  * starts) -> a debug session there (the recording's own, reused, when open) and
  * its state. */
 static void open_session(struct http_req *r, struct http_resp *w)
 {
 	struct serve *sv = r->app;
-	struct replay_server srv = {0};
-	struct jv *body = NULL;
-	const char *at = NULL, *rr = getenv("GLIMPSE_RR");
 	struct dbg *d = NULL;
-	int64_t id, event = 0;
-	char err[256];
-	int rc = 0;
+	int64_t id, event;
 
-	if (!http_param_id(r, w, 0, "recording", &id))
+	if (!http_param_id(r, w, 0, "recording", &id) || !api_replay_moment(r, w, id, &event))
 		return;
-	if (r->body_len) {
-		const struct jv *v;
-
-		if (jv_parse(r->body, r->body_len, &body, err, sizeof(err)) != 0 || jv_type(body) != JV_OBJ) {
-			http_error(w, 400, "body: expected a JSON object: %s", err);
-			jv_free(body);
-			return;
-		}
-		v = jv_get(body, "at");
-		if (v && jv_type(v) == JV_STR)
-			at = jv_str(v);
-		else if (v)
-			rc = err_set(EINVAL, "at: expected \"snapshot:ID\" or \"event:ID\"");
-		v = jv_get(body, "event");
-		if (v && (!jv_is_int(v) || jv_int(v) < 1))
-			rc = err_set(EINVAL, "event: expected an rr event number");
-		else if (v)
-			event = jv_int(v);
-	}
-	pthread_mutex_lock(&sv->write_lock);
-	if (at && !rc)
-		rc = replay_moment(sv->st, id, at, &event);
-	pthread_mutex_unlock(&sv->write_lock);
-	jv_free(body);
-	if (rc) {
-		http_error(w, rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : 409, "%s", err_msg(rc));
-		return;
-	}
-
 	/* The recording's session when one is open: seek it there. */
 	pthread_mutex_lock(&sessions.lock);
 	for (int i = 0; i < sessions.n; i++)
@@ -634,45 +647,7 @@ static void open_session(struct http_req *r, struct http_resp *w)
 	sessions.s[sessions.n++] = d;
 	pthread_mutex_unlock(&sessions.lock);
 
-	pthread_mutex_lock(&sv->write_lock);
-	rc = replay_open(sv->st, rr ? rr : "rr", id, event, &srv);
-	pthread_mutex_unlock(&sv->write_lock);
-	if (rc) {
-		http_error(w, rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : 409, "%s", err_msg(rc));
-	} else {
-		d->event = srv.event;
-		d->gdbserver = xstrdup(srv.addr);
-		d->exe = srv.exe ? xstrdup(srv.exe) : NULL;
-		d->script = srv.gdb_script ? xstrdup(srv.gdb_script) : NULL;
-		rc = connect_gdb(d, srv.warm, w);
-		if (rc == 502 && srv.warm && d->gdb && gdbmi_alive(d->gdb)) {
-			/* gdb is attached, so the warm server could not reach the event: it
-			 * left its course (or refused). End it and start a new one, which
-			 * replay_open binds to a CPU with the recording's APIC ID. */
-			fprintf(stderr, "glimpse serve: recording %" PRId64 ": %s; starting a new replay server\n", id,
-				w->body.p ? w->body.p : "");
-			gdbmi_close(d->gdb);
-			d->gdb = NULL;
-			free(d->gdbserver);
-			d->gdbserver = NULL;
-			pthread_mutex_lock(&sv->write_lock);
-			replay_forget(sv->st, id, srv.pid);
-			replay_server_free(&srv);
-			rc = replay_open(sv->st, rr ? rr : "rr", id, event, &srv);
-			pthread_mutex_unlock(&sv->write_lock);
-			if (rc) {
-				http_error(w, rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : 409, "%s", err_msg(rc));
-			} else {
-				d->event = srv.event;
-				d->gdbserver = xstrdup(srv.addr);
-				w->status = 200;
-				buf_reset(&w->body);
-				rc = connect_gdb(d, srv.warm, w);
-			}
-		}
-		replay_server_free(&srv);
-	}
-	if (rc) {
+	if (attach(sv, d, id, event, w)) {
 		pthread_mutex_unlock(&d->lock);
 		dbg_close(d); /* the table's reference */
 		dbg_put(d);

@@ -177,45 +177,68 @@ out:
 	buf_free(&hdr);
 }
 
-/* {"at": "snapshot:ID" | "event:ID"} or {"event": N} (or nothing: the replay's
- * start) -> a gdbserver there and how to attach. */
-static void replay_recording(struct http_req *r, struct http_resp *w)
+int api_replay_status(int rc)
+{
+	return rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : 409;
+}
+
+bool api_replay_moment(struct http_req *r, struct http_resp *w, int64_t id, int64_t *event)
 {
 	struct serve *sv = r->app;
-	struct replay_server srv;
 	struct jv *body = NULL;
-	const char *at = NULL, *rr = getenv("GLIMPSE_RR");
-	int64_t id, event = 0;
-	struct json j;
+	const char *at = NULL;
 	char err[256];
 	int rc = 0;
 
-	if (!recording_id(r, w, &id))
-		return;
+	*event = 0;
 	if (r->body_len) {
 		const struct jv *v;
 
 		if (jv_parse(r->body, r->body_len, &body, err, sizeof(err)) != 0 || jv_type(body) != JV_OBJ) {
 			http_error(w, 400, "body: expected a JSON object: %s", err);
 			jv_free(body);
-			return;
+			return false;
 		}
 		v = jv_get(body, "at");
 		if (v && jv_type(v) == JV_STR)
 			at = jv_str(v);
+		else if (v)
+			rc = err_set(EINVAL, "at: expected \"snapshot:ID\" or \"event:ID\"");
 		v = jv_get(body, "event");
-		if (v && jv_type(v) == JV_NUM)
-			event = (int64_t)jv_num(v);
+		if (v && (!jv_is_int(v) || jv_int(v) < 1))
+			rc = err_set(EINVAL, "event: expected an rr event number");
+		else if (v)
+			*event = jv_int(v);
 	}
-	pthread_mutex_lock(&sv->write_lock);
-	if (at)
-		rc = replay_moment(sv->st, id, at, &event);
-	if (!rc)
-		rc = replay_open(sv->st, rr ? rr : "rr", id, event, &srv);
-	pthread_mutex_unlock(&sv->write_lock);
+	if (at && !rc) {
+		pthread_mutex_lock(&sv->write_lock);
+		rc = replay_moment(sv->st, id, at, event);
+		pthread_mutex_unlock(&sv->write_lock);
+	}
 	jv_free(body);
+	if (rc)
+		http_error(w, api_replay_status(rc), "%s", err_msg(rc));
+	return rc == 0;
+}
+
+/* {"at": "snapshot:ID" | "event:ID"} or {"event": N} (or nothing: the replay's
+ * start) -> a gdbserver there and how to attach. */
+static void replay_recording(struct http_req *r, struct http_resp *w)
+{
+	struct serve *sv = r->app;
+	struct replay_server srv;
+	const char *rr = getenv("GLIMPSE_RR");
+	int64_t id, event;
+	struct json j;
+	int rc;
+
+	if (!recording_id(r, w, &id) || !api_replay_moment(r, w, id, &event))
+		return;
+	pthread_mutex_lock(&sv->write_lock);
+	rc = replay_open(sv->st, rr ? rr : "rr", id, event, &srv);
+	pthread_mutex_unlock(&sv->write_lock);
 	if (rc) {
-		http_error(w, rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : 409, "%s", err_msg(rc));
+		http_error(w, api_replay_status(rc), "%s", err_msg(rc));
 		return;
 	}
 	json_init(&j, &w->body);
