@@ -400,19 +400,23 @@ def replay_works_minutes_later(tmp):
         os.killpg(pid, 9)
 
 
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def replay_row(db, rid):
     c = sqlite3.connect(db)
     row = c.execute("SELECT replay_addr, replay_pid FROM recordings WHERE id = ?", (rid,)).fetchone()
     c.close()
     return row
+
+
+def one_replayable_recording(r, db):
+    """One request through glimpse record r, its recording stopped, finished and checked
+    to replay (Drift when it cannot for the CPU's APIC ID); returns its id."""
+    pid, _ = r.hit()
+    c = sqlite3.connect(db)
+    rid = c.execute("SELECT id FROM recordings WHERE pid = ?", (pid,)).fetchone()[0]
+    c.close()
+    glimpse("record", "--stop", rid, "--db", db, check=True)
+    check_replayable(wait_done(db, rid))
+    return rid
 
 
 def test_record_rr_warm_replay_servers_stop_when_idle_and_over_the_memory_bound():
@@ -426,13 +430,7 @@ def test_record_rr_warm_replay_servers_stop_when_idle_and_over_the_memory_bound(
         r = Recorder("--idle", 0, "--db", db, "--rr", RR, "--replay-idle", 4, tmp=tmp, no_rr=False,
                      app=webapp("1.23"))
         try:
-            pid, _ = r.hit()
-            c = sqlite3.connect(db)
-            rid = c.execute("SELECT id FROM recordings WHERE pid = ?", (pid,)).fetchone()[0]
-            c.close()
-            glimpse("record", "--stop", rid, "--db", db, check=True)
-            row = wait_done(db, rid)
-            check_replayable(row)
+            rid = one_replayable_recording(r, db)
             addr, server = replay_row(db, rid)
             assert addr and alive(server), (addr, server)
             # A debugger attached keeps it; 4 s after it leaves, it is stopped.
@@ -454,13 +452,7 @@ def test_record_rr_warm_replay_servers_stop_when_idle_and_over_the_memory_bound(
         r = Recorder("--idle", 0, "--db", db, "--rr", RR, "--replay-mem", 1, tmp=tmp, no_rr=False,
                      app=webapp("1.23"))
         try:
-            pid, _ = r.hit()
-            c = sqlite3.connect(db)
-            rid = c.execute("SELECT id FROM recordings WHERE pid = ?", (pid,)).fetchone()[0]
-            c.close()
-            glimpse("record", "--stop", rid, "--db", db, check=True)
-            row = wait_done(db, rid)
-            check_replayable(row)
+            rid = one_replayable_recording(r, db)
             deadline = time.time() + 20
             while "over 1: stopped the one of recording" not in r.stderr() and time.time() < deadline:
                 time.sleep(0.5)

@@ -195,6 +195,19 @@ def back_to_version_4(c):
     return rows
 
 
+def upgraded_by_glimpse(c, version, t, db):
+    """Marks the store c holds as schema version `version`, closes it, lets the new glimpse
+    open it (a snapshot of t, then t stops) and returns it reopened, checked to be version 5."""
+    c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    c.commit()
+    c.close()
+    glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
+    t.stop()
+    c = sqlite3.connect(db)
+    assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+    return c
+
+
 def test_a_version_4_store_is_upgraded_to_5_with_every_variable_in_its_goroutine_row():
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "g.db")
@@ -211,13 +224,7 @@ def test_a_version_4_store_is_upgraded_to_5_with_every_variable_in_its_goroutine
         assert len(before) > 100 and before[-1][0] == 2, len(before)
         special = {r[3]: r[6] for r in before if r[3] in ("gone", "nilp", "q")}
         assert special == {"gone": None, "nilp": "null", "q": '"a\\"b\\\\c"'}, special
-        c.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
-        c.commit()
-        c.close()
-        glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
-        t.stop()
-        c = sqlite3.connect(db)
-        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+        c = upgraded_by_glimpse(c, 4, t, db)
         assert c.execute("SELECT type FROM sqlite_schema WHERE name = 'variables'").fetchone() == ("view",)
         assert c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'variables_by_goroutine'").fetchone() == (0,)
         after = c.execute(VARIABLES).fetchall()
@@ -244,13 +251,7 @@ def test_a_version_2_store_is_upgraded_to_5_keeping_its_recordings():
             c.execute(f"ALTER TABLE recordings DROP COLUMN {col}")
         c.execute("INSERT INTO recordings (id, client_key, command, started, status) "
                   "VALUES (7, 'alice', '[\"app\"]', 1, 'done')")
-        c.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-        c.commit()
-        c.close()
-        glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
-        t.stop()
-        c = sqlite3.connect(db)
-        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+        c = upgraded_by_glimpse(c, 2, t, db)
         cols = [r[1] for r in c.execute("PRAGMA table_info(recordings)")]
         assert all(col in cols for col in V3_RECORDING_COLUMNS), cols
         assert c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'recordings_by_pid'").fetchone() == (1,)
@@ -288,13 +289,7 @@ def test_a_version_3_store_is_upgraded_to_5_with_trace_sessions_and_without_the_
         c.execute("DROP TABLE trace_probes")
         c.execute("DROP TABLE traces")
         c.execute("CREATE INDEX variables_by_name ON variables (name)")
-        c.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-        c.commit()
-        c.close()
-        glimpse("snapshot", "--pid", t.pid, "--db", db, check=True)
-        t.stop()
-        c = sqlite3.connect(db)
-        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+        c = upgraded_by_glimpse(c, 3, t, db)
         names = {r[0] for r in c.execute("SELECT name FROM sqlite_schema")}
         assert {"traces", "trace_probes", "trace_probes_by_probe"} <= names and "variables_by_name" not in names
         assert c.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 2
