@@ -188,6 +188,17 @@ static void conn_free(struct relay *rl, struct rconn *c, bool from_relay)
 	free(c);
 }
 
+/* Takes c out of the relay's list of connections (conn_link puts it back). */
+static void conn_unlink(struct relay *rl, struct rconn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		rl->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+}
+
 /* Ends c from the relay thread: out of the list and the epoll set now, freed once
  * the current batch of events (which may still point at it) is handled. */
 static void conn_close(struct relay *rl, struct rconn *c)
@@ -195,12 +206,7 @@ static void conn_close(struct relay *rl, struct rconn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		rl->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	conn_unlink(rl, c);
 	for (int i = 0; i < 2; i++)
 		if (c->fd[i] >= 0) {
 			close(c->fd[i]); /* leaves the epoll set: no other descriptor shares it */
@@ -384,12 +390,7 @@ static void route(struct relay *rl, struct rconn *c)
 	c->phase = PH_START;
 	set_want(c, CLIENT, 0);
 	/* Out of the list while a starter thread owns it. */
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		rl->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	conn_unlink(rl, c);
 	pthread_mutex_lock(&rl->mu);
 	rl->starting++;
 	pthread_mutex_unlock(&rl->mu);
